@@ -1,0 +1,65 @@
+# The two commands that matter: `make run` (the whole system, embedded) and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# uv comes from PyPI when the machine lacks it; it never downloads a Python interpreter.
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON_PREFERENCE := only-system
+RUN := $(UV) run --frozen
+LOCAL := deploy/local
+
+.PHONY: help uv sync lint fmt typecheck contracts contracts-check up down status \
+	test test-unit test-integration run
+
+help:  ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+uv:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
+		|| python3 -m pip install --quiet --disable-pip-version-check uv
+
+sync: uv  ## install the workspace into .venv from uv.lock
+	$(UV) sync --frozen --python 3.11
+
+lint: sync  ## ruff, and mypy on the contracts and the domain modules
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy contracts/src libs/platform/src $(wildcard services/*/src/*/domain.py)
+
+fmt: sync  ## format and autofix
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+contracts: sync  ## regenerate the committed JSON Schemas and AsyncAPI documents
+	$(RUN) python -m crm_contracts.generate
+
+contracts-check: sync  ## fail when the committed schemas differ from the models
+	$(RUN) python -m crm_contracts.generate --check
+
+up:  ## start PostgreSQL and Kafka locally and print their connection strings
+	@bash $(LOCAL)/require.sh
+	@echo "PostgreSQL: $$(bash $(LOCAL)/postgres.sh up | tail -n 1)"
+	@echo "Kafka:      $$(bash $(LOCAL)/kafka.sh up | tail -n 1)"
+
+down:  ## stop everything `make up` started
+	-@bash $(LOCAL)/kafka.sh down
+	-@bash $(LOCAL)/postgres.sh down
+
+status:  ## are the local servers running?
+	-@bash $(LOCAL)/postgres.sh status
+	-@bash $(LOCAL)/kafka.sh status
+
+test-unit: sync  ## tests that need nothing running
+	$(RUN) pytest tests/unit tests/contracts
+
+test-integration: sync up  ## tests against the real PostgreSQL and Kafka
+	$(RUN) pytest tests/integration
+
+test: sync lint contracts-check up  ## everything CI runs: lint, contract drift, every test tier
+	$(RUN) pytest tests
+
+run:  ## the whole system on its embedded default (SQLite, in-process transport, .ics)
+	@echo "The embedded system arrives with the services (issues 'Activity service' onwards)." >&2
+	@exit 1
