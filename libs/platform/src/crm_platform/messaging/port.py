@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from crm_contracts.errors import ContractError
 from crm_contracts.wire import WireMessage
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,15 @@ class Publisher(Protocol):
 class RetryPolicy:
     """Bounded retries with capped exponential backoff and full jitter.
 
-    `poison` errors skip the retries; `infrastructure` errors (a database that is down) are
-    retried without bound, because dead-lettering a good message would lose it.
+    `poison` errors skip the retries: a message that cannot be read now never will be.
+    `infrastructure` errors (a database that is down) are retried without bound, because
+    dead-lettering a good message would lose it.
     """
 
     max_attempts: int = 5
     base_delay: float = 0.05
     max_delay: float = 2.0
-    poison: tuple[type[BaseException], ...] = (PoisonMessage,)
+    poison: tuple[type[BaseException], ...] = (PoisonMessage, ContractError)
     infrastructure: tuple[type[BaseException], ...] = ()
 
     def delay(self, attempt: int) -> float:
