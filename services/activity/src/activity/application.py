@@ -1,0 +1,536 @@
+"""The activity service's eventsourcing Application: commands, queries, the one transaction.
+
+Every command loads what it needs, asks the aggregates (which enforce the rules), checks
+who may do it, and saves everything it changed in one `save`: the activity, a follow-up
+activity, the customer's file and an idempotency record commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason
+from crm_platform.idempotency import IdempotencyKey, IdempotencyRecord
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Recording
+
+from activity.domain import Activity, CustomerFile
+from activity.rules import DiscoveryProfile, DomainError
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Actor(Protocol):
+    """Who asks: the authenticated principal (see crm_platform.auth.Principal)."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def is_manager(self) -> bool: ...
+
+    @property
+    def is_service(self) -> bool: ...
+
+    def may_act_for(self, owner: str) -> bool: ...
+
+
+class CommandRefused(Exception):
+    """A command refused before any rule was asked: unknown id, not allowed, stale version."""
+
+    status = 400
+    code = "refused"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(CommandRefused):
+    status, code = 404, "not_found"
+
+
+class Forbidden(CommandRefused):
+    status, code = 403, "forbidden"
+
+
+class StaleVersion(CommandRefused):
+    status, code = 412, "stale_version"
+
+
+class LostRace(CommandRefused):
+    """Someone else saved in between; read again and retry."""
+
+    status, code = 409, "concurrent_modification"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerEntry:
+    customer_id: str
+    name: str
+    segment: str
+    prioritized: bool
+
+
+class CustomerDirectory(Protocol):
+    def get(self, customer_id: str) -> CustomerEntry | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    customer_id: str
+    owner: str
+    type: ActivityType
+    channel: Channel
+    subject: str
+    starts_at: datetime
+    ends_at: datetime
+    agenda: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRequest:
+    kind: AttachmentKind
+    filename: str
+    media_type: str
+    size: int
+    sha256: str
+    uri: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a command produced; `replayed` when an Idempotency-Key repeated an earlier one."""
+
+    activity: Activity
+    status: int
+    replayed: bool = False
+
+
+class ActivityApplication(Application[UUID]):
+    name = "activity"
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        directory: CustomerDirectory,
+        clock: Clock = system_clock,
+        on_saved: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.directory = directory
+        self.clock = clock
+        self._on_saved = on_saved
+
+    # -- planning -------------------------------------------------------------------------
+
+    def plan(
+        self, actor: Actor, request: PlanRequest, idempotency: IdempotencyKey | None = None
+    ) -> Outcome:
+        if replay := self._replay(idempotency):
+            return replay
+        now = self.clock()
+        self._require_owner_or_manager(actor, request.owner, "plan")
+        customer = self._known_customer(request.customer_id)
+        activity = self._new_activity(actor, request, customer.customer_id, now)
+        file = self._customer_file(customer.customer_id, now)
+        file.schedule(activity.id, activity.starts_at, now)
+        return self._save(activity, [file], idempotency, status=201)
+
+    def register(
+        self,
+        actor: Actor,
+        *,
+        customer_id: str,
+        owner: str,
+        type_: ActivityType,
+        channel: Channel,
+        occurred_at: datetime,
+        subject: str | None,
+        note: str,
+        next_step: str | None,
+        discovery_profile: dict[str, Any] | None,
+        next_activity: PlanRequest | None,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Outcome:
+        if replay := self._replay(idempotency):
+            return replay
+        now = self.clock()
+        self._require_owner_or_manager(actor, owner, "register activities")
+        customer = self._known_customer(customer_id)
+        profile = DiscoveryProfile.from_mapping(discovery_profile) if discovery_profile else None
+        file = self._customer_file(customer.customer_id, now)
+        follow_up = (
+            self._new_activity(actor, next_activity, customer.customer_id, now)
+            if next_activity
+            else None
+        )
+        activity = Activity.register(
+            activity_id=uuid.uuid4(),
+            customer_id=customer.customer_id,
+            owner=owner,
+            type_=type_,
+            channel=channel,
+            held_at=occurred_at,
+            subject=subject,
+            note=note,
+            next_step=next_step,
+            discovery_profile=profile,
+            next_activity_id=follow_up.id if follow_up else None,
+            actor=actor.user_id,
+            now=now,
+        )
+        others: list[Aggregate] = [file]
+        if follow_up:
+            file.schedule(follow_up.id, follow_up.starts_at, now)
+            others.append(follow_up)
+        if profile:
+            file.record_profile(profile, activity.id, actor.user_id, now)
+        return self._save(activity, others, idempotency, status=201)
+
+    # -- changing a planned activity ------------------------------------------------------
+
+    def move(
+        self,
+        actor: Actor,
+        activity_id: UUID,
+        *,
+        starts_at: datetime,
+        ends_at: datetime | None,
+        reason: MoveReason,
+        note: str | None,
+        expected_version: int | None = None,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Outcome:
+        if replay := self._replay(idempotency):
+            return replay
+        now = self.clock()
+        activity = self._for_change(actor, activity_id, expected_version)
+        activity.move(
+            starts_at=starts_at,
+            ends_at=ends_at,
+            reason=reason,
+            note=note,
+            actor=actor.user_id,
+            now=now,
+        )
+        file = self._customer_file(activity.customer_id, now)
+        file.schedule(activity.id, activity.starts_at, now)
+        return self._save(activity, [file], idempotency)
+
+    def retype(
+        self,
+        actor: Actor,
+        activity_id: UUID,
+        *,
+        type_: ActivityType,
+        channel: Channel | None,
+        reason: str | None,
+        expected_version: int | None = None,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Outcome:
+        if replay := self._replay(idempotency):
+            return replay
+        activity = self._for_change(actor, activity_id, expected_version)
+        activity.retype(
+            type_=type_, channel=channel, reason=reason, actor=actor.user_id, now=self.clock()
+        )
+        return self._save(activity, [], idempotency)
+
+    def reassign(
+        self,
+        actor: Actor,
+        activity_id: UUID,
+        *,
+        owner: str,
+        expected_version: int | None = None,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Outcome:
+        if replay := self._replay(idempotency):
+            return replay
+        if not (actor.is_manager or actor.is_service):
+            raise Forbidden("only a sales manager may reassign an activity")
+        activity = self._for_change(actor, activity_id, expected_version)
+        activity.reassign(owner=owner, actor=actor.user_id, now=self.clock())
+        return self._save(activity, [], idempotency)
+
+    def add_attachment(
+        self,
+        actor: Actor,
+        activity_id: UUID,
+        attachment: AttachmentRequest,
+        expected_version: int | None = None,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Outcome:
+        if replay := self._replay(idempotency):
+            return replay
+        activity = self._for_change(actor, activity_id, expected_version)
+        self._attach(activity, actor, attachment, self.clock())
+        return self._save(activity, [], idempotency, status=201)
+
+    def complete(
+        self,
+        actor: Actor,
+        activity_id: UUID,
+        *,
+        note: str,
+        next_step: str,
+        attachments: Sequence[AttachmentRequest] = (),
+        discovery_profile: dict[str, Any] | None = None,
+        next_activity: PlanRequest | None = None,
+        expected_version: int | None = None,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Outcome:
+        if replay := self._replay(idempotency):
+            return replay
+        now = self.clock()
+        activity = self._for_change(actor, activity_id, expected_version)
+        profile = DiscoveryProfile.from_mapping(discovery_profile) if discovery_profile else None
+        for attachment in attachments:
+            self._attach(activity, actor, attachment, now)
+        follow_up = (
+            self._new_activity(actor, next_activity, activity.customer_id, now)
+            if next_activity
+            else None
+        )
+        activity.complete(
+            note=note,
+            next_step=next_step,
+            discovery_profile=profile,
+            next_activity_id=follow_up.id if follow_up else None,
+            actor=actor.user_id,
+            now=now,
+        )
+        file = self._customer_file(activity.customer_id, now)
+        self._require_future_activity(file, activity, follow_up, now, "completed")
+        file.close(activity.id, now)
+        others: list[Aggregate] = [file]
+        if follow_up:
+            file.schedule(follow_up.id, follow_up.starts_at, now)
+            others.append(follow_up)
+        if profile:
+            file.record_profile(profile, activity.id, actor.user_id, now)
+        return self._save(activity, others, idempotency)
+
+    def cancel(
+        self,
+        actor: Actor,
+        activity_id: UUID,
+        *,
+        reason: str,
+        expected_version: int | None = None,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Outcome:
+        if replay := self._replay(idempotency):
+            return replay
+        now = self.clock()
+        activity = self._for_change(actor, activity_id, expected_version)
+        activity.cancel(reason=reason, actor=actor.user_id, now=now)
+        file = self._customer_file(activity.customer_id, now)
+        self._require_future_activity(file, activity, None, now, "cancelled")
+        file.close(activity.id, now)
+        return self._save(activity, [file], idempotency)
+
+    # -- queries --------------------------------------------------------------------------
+
+    def activity(self, activity_id: UUID, *, as_of: datetime | None = None) -> Activity:
+        try:
+            if as_of is None:
+                return self.repository.get(activity_id)
+            version = self._version_at(activity_id, as_of)
+            return self.repository.get(activity_id, version=version)
+        except AggregateNotFoundError:
+            raise NotFound(
+                f"no activity {activity_id}" + (f" as of {as_of.isoformat()}" if as_of else "")
+            ) from None
+
+    def history(self, activity_id: UUID) -> list[Any]:
+        events = list(self.events.get(activity_id))
+        if not events:
+            raise NotFound(f"no activity {activity_id}")
+        return events
+
+    def discovery_profile(
+        self, customer_id: str, *, as_of: datetime | None = None
+    ) -> tuple[dict[str, str], int, Any]:
+        """The profile in force at `as_of` (now by default), its revision and the event."""
+        recorded = [
+            e
+            for e in self.events.get(CustomerFile.id_for(customer_id))
+            if isinstance(e, CustomerFile.DiscoveryProfileRecorded)
+            and (as_of is None or e.timestamp <= as_of)
+        ]
+        if not recorded:
+            raise NotFound(
+                f"no discovery profile for customer {customer_id}"
+                + (f" as of {as_of.isoformat()}" if as_of else "")
+            )
+        return dict(recorded[-1].profile), len(recorded), recorded[-1]
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _version_at(self, activity_id: UUID, as_of: datetime) -> int:
+        version = None
+        for event in self.events.get(activity_id):
+            if event.timestamp > as_of:  # type: ignore[attr-defined]
+                break
+            version = event.originator_version
+        if version is None:
+            raise AggregateNotFoundError(activity_id)
+        return version
+
+    def _new_activity(
+        self, actor: Actor, request: PlanRequest, customer_id: str, now: datetime
+    ) -> Activity:
+        if request.customer_id != customer_id:
+            raise DomainError(
+                "R7",
+                f"R7: the next activity is planned on the same customer ({customer_id})",
+                details={"field": "next_activity.customer_id"},
+            )
+        self._require_owner_or_manager(actor, request.owner, "plan")
+        return Activity.plan(
+            activity_id=uuid.uuid4(),
+            customer_id=customer_id,
+            owner=request.owner,
+            type_=request.type,
+            channel=request.channel,
+            subject=request.subject,
+            starts_at=request.starts_at,
+            ends_at=request.ends_at,
+            agenda=request.agenda,
+            actor=actor.user_id,
+            now=now,
+        )
+
+    def _attach(
+        self, activity: Activity, actor: Actor, attachment: AttachmentRequest, now: datetime
+    ) -> None:
+        activity.add_attachment(
+            attachment_id=uuid.uuid4(),
+            kind=attachment.kind,
+            filename=attachment.filename,
+            media_type=attachment.media_type,
+            size=attachment.size,
+            sha256=attachment.sha256,
+            uri=attachment.uri,
+            actor=actor.user_id,
+            now=now,
+        )
+
+    def _require_future_activity(
+        self,
+        file: CustomerFile,
+        activity: Activity,
+        follow_up: Activity | None,
+        now: datetime,
+        action: str,
+    ) -> None:
+        """R8: a prioritized customer is never left without a future activity."""
+        if follow_up is not None or file.future_activities(now, besides=activity.id):
+            return
+        customer = self.directory.get(activity.customer_id)
+        if customer is not None and customer.prioritized:
+            raise DomainError(
+                "R8",
+                f"R8: {customer.name} ({customer.customer_id}) is a prioritized customer "
+                f"(segment {customer.segment}) and must always have a future activity; this "
+                f"activity cannot be {action} without planning the next one (next_activity)",
+                kind="conflict",
+                details={
+                    "customer_id": customer.customer_id,
+                    "customer_name": customer.name,
+                    "segment": customer.segment,
+                },
+            )
+
+    def _known_customer(self, customer_id: str) -> CustomerEntry:
+        customer = self.directory.get(customer_id)
+        if customer is None:
+            raise DomainError(
+                "unknown_customer",
+                f"customer {customer_id} is not in the customer registry",
+                details={"field": "customer_id"},
+            )
+        return customer
+
+    def _customer_file(self, customer_id: str, now: datetime) -> CustomerFile:
+        try:
+            return self.repository.get(CustomerFile.id_for(customer_id))
+        except AggregateNotFoundError:
+            return CustomerFile.open(customer_id, now)
+
+    def _for_change(
+        self, actor: Actor, activity_id: UUID, expected_version: int | None
+    ) -> Activity:
+        activity = self.activity(activity_id)
+        if not actor.may_act_for(activity.owner):
+            raise Forbidden("only the activity's owner or a sales manager may change it")
+        if expected_version is not None and expected_version != activity.version:
+            raise StaleVersion(
+                f"the activity is at version {activity.version}, not {expected_version}; "
+                "read it again",
+                current_version=activity.version,
+            )
+        return activity
+
+    def _require_owner_or_manager(self, actor: Actor, owner: str, action: str) -> None:
+        if not actor.may_act_for(owner):
+            raise Forbidden(f"a consultant may only {action} for themselves")
+
+    def _replay(self, key: IdempotencyKey | None) -> Outcome | None:
+        if key is None:
+            return None
+        try:
+            record: IdempotencyRecord = self.repository.get(key.record_id)
+        except AggregateNotFoundError:
+            return None
+        record.check(key)
+        activity: Activity = self.repository.get(
+            record.resource_id, version=record.resource_version
+        )
+        return Outcome(activity, record.status, replayed=True)
+
+    def _save(
+        self,
+        activity: Activity,
+        others: Sequence[Aggregate],
+        idempotency: IdempotencyKey | None,
+        *,
+        status: int = 200,
+    ) -> Outcome:
+        items: list[Aggregate] = [activity, *others]
+        if idempotency is not None:
+            items.append(
+                IdempotencyRecord.record(
+                    idempotency, activity.id, activity.version, status, self.clock()
+                )
+            )
+        try:
+            self.save(*items)
+        except IntegrityError:
+            if replay := self._replay(idempotency):
+                return replay
+            raise LostRace(
+                "the activity or its customer changed while this command ran; "
+                "read it again and retry",
+                retry=True,
+            ) from None
+        return Outcome(activity, status)
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        super()._notify(recordings)
+        if self._on_saved is not None:
+            self._on_saved()
