@@ -1,0 +1,10 @@
+"""The callers the tests act as."""
+
+from __future__ import annotations
+
+from crm_platform.auth.principal import Principal, Role
+
+ANNA = Principal("anna@example.dk", "Anna Jensen", frozenset({Role.CONSULTANT}))
+BO = Principal("bo@example.dk", "Bo Nielsen", frozenset({Role.CONSULTANT}))
+MIA = Principal("mia@example.dk", "Mia Holm", frozenset({Role.SALES_MANAGER}))
+SERVICE = Principal("segmentation-service", "Segmentation", frozenset({Role.SERVICE}))
