@@ -1,0 +1,53 @@
+"""Settings every service shares: where its data lives and how it talks to the others.
+
+Read once in an entry point and passed down; nothing reads the environment at import time.
+With neither PostgreSQL nor Kafka configured a service runs embedded: SQLite files and the
+in-process transport under `CRM_DATA_DIR`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crm_platform.eventstore import StoreLocation
+
+
+class RuntimeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore", frozen=True)
+
+    postgres_dsn: str | None = Field(
+        default=None,
+        description="CRM_POSTGRES_DSN: PostgreSQL for the event stores; "
+        "each service uses its own schema. Unset: SQLite files under CRM_DATA_DIR.",
+    )
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="CRM_KAFKA_BOOTSTRAP: Kafka brokers (host:port,…). "
+        "Unset: the in-process transport.",
+    )
+    data_dir: Path = Field(default=Path(".data"), description="CRM_DATA_DIR")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="CRM_MAX_BODY_BYTES")
+    pool_size: int = Field(default=10, ge=1, description="CRM_POOL_SIZE: PostgreSQL connections")
+
+    @property
+    def production_settings_present(self) -> bool:
+        return bool(self.postgres_dsn or self.kafka_bootstrap)
+
+    def store(self, service: str) -> StoreLocation:
+        """The service's event store: schema `service` in PostgreSQL, or `<service>.sqlite`."""
+        if self.postgres_dsn:
+            return StoreLocation(
+                postgres_dsn=self.postgres_dsn,
+                schema=service,
+                pool_size=self.pool_size,
+                max_overflow=self.pool_size,
+            )
+        return StoreLocation(sqlite_path=str(self.data_dir / f"{service}.sqlite"))
+
+    @property
+    def transport_path(self) -> Path:
+        """The in-process transport's log, shared by the services of one embedded process."""
+        return self.data_dir / "transport.sqlite"

@@ -1,0 +1,388 @@
+"""The activity service's HTTP API: FastAPI app factory, routes and error mapping.
+
+No `from __future__ import annotations` here: FastAPI resolves `Annotated[..., Depends(x)]`
+hints at route definition time, and `x` is local to the factory.
+"""
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from crm_platform.auth import Authenticator, Principal
+from crm_platform.http import ApiError, BodySizeLimit, error_responses, install_error_handlers
+from crm_platform.http.conditional import etag, expected_version, idempotency_key
+from crm_platform.idempotency import IdempotencyKey, IdempotencyKeyReused
+from crm_platform.ops import ops_router
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import AwareDatetime, BaseModel
+
+from activity.application import ActivityApplication, CommandRefused, Outcome
+from activity.rules import DomainError
+from activity.schemas import (
+    ActivityOut,
+    AttachmentIn,
+    CancelIn,
+    CompleteIn,
+    DiscoveryProfileOut,
+    HistoryEntry,
+    MoveIn,
+    PlanIn,
+    ReassignIn,
+    RegistrationIn,
+    RetypeIn,
+)
+
+_BASE_ATTRIBUTES = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor"}
+
+
+@dataclass
+class ActivityApi:
+    """What the routes need; built by the entry point (or a test) and handed in."""
+
+    app: ActivityApplication
+    auth: Authenticator
+    checks: Mapping[str, Callable[[], None]] = field(default_factory=dict)
+    extra_routers: list[APIRouter] = field(default_factory=list)
+    max_body_bytes: int = 1_048_576
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+
+def create_app(api: ActivityApi, *, root_path: str = "") -> FastAPI:
+    web = FastAPI(
+        title="CRM activity service",
+        version="1",
+        root_path=root_path,
+        description="Customer activities by the sales guide's rules R1–R10.",
+        responses=error_responses(401, 403, 422),
+    )
+    install_error_handlers(web)
+    web.add_middleware(BodySizeLimit, max_bytes=api.max_body_bytes)
+    _map_domain_errors(web)
+    commands = Counter(
+        "crm_activity_commands_total",
+        "Commands handled, by outcome",
+        ["command", "outcome"],
+        registry=api.registry,
+    )
+    web.include_router(ops_router(api.registry, api.checks))
+    web.include_router(_routes(api, commands))
+    for router in api.extra_routers:
+        web.include_router(router)
+    return web
+
+
+def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
+    router = APIRouter(tags=["activities"])
+    app = api.app
+    Caller = Annotated[Principal, Depends(api.auth.principal)]
+    IfMatch = Annotated[
+        str | None, Header(alias="If-Match", description='ETag from a GET, e.g. "3"')
+    ]
+    IdemKey = Annotated[
+        str | None, Header(alias="Idempotency-Key", description="Retry-safe key for this request")
+    ]
+    changes = error_responses(404, 409, 412, 422)
+
+    def keyed(
+        caller: Principal, key: str | None, request: Request, body: BaseModel | None
+    ) -> IdempotencyKey | None:
+        key = idempotency_key(key)
+        if key is None:
+            return None
+        payload = body.model_dump(mode="json") if body is not None else None
+        return IdempotencyKey.of(caller.user_id, key, request.method, request.url.path, payload)
+
+    def respond(name: str, outcome: Outcome, response: Response) -> ActivityOut:
+        commands.labels(name, "replayed" if outcome.replayed else "ok").inc()
+        response.status_code = outcome.status
+        response.headers["ETag"] = etag(outcome.activity.version)
+        if outcome.status == 201:
+            response.headers["Location"] = f"/activities/{outcome.activity.id}"
+        if outcome.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return ActivityOut.of(outcome.activity)
+
+    @router.post(
+        "/activities",
+        status_code=201,
+        responses=changes,
+        summary="Plan an activity (R5); it goes to the owner's calendar (R7)",
+    )
+    def plan(
+        body: PlanIn, caller: Caller, request: Request, response: Response, key: IdemKey = None
+    ) -> ActivityOut:
+        outcome = app.plan(caller, body.to_request(), keyed(caller, key, request, body))
+        return respond("plan", outcome, response)
+
+    @router.post(
+        "/activities/registrations",
+        status_code=201,
+        responses=changes,
+        summary="Register an activity held without being planned (R3, R4)",
+    )
+    def register(
+        body: RegistrationIn,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        key: IdemKey = None,
+    ) -> ActivityOut:
+        outcome = app.register(
+            caller,
+            customer_id=body.customer_id,
+            owner=body.owner,
+            type_=body.type,
+            channel=body.channel,
+            occurred_at=body.occurred_at,
+            subject=body.subject,
+            note=body.note,
+            next_step=body.next_step,
+            discovery_profile=_profile(body.discovery_profile),
+            next_activity=body.next_activity.to_request() if body.next_activity else None,
+            idempotency=keyed(caller, key, request, body),
+        )
+        return respond("register", outcome, response)
+
+    @router.post(
+        "/activities/{activity_id}/move",
+        responses=changes,
+        summary="Move to a future time, e.g. when the customer did not answer (R1)",
+    )
+    def move(
+        activity_id: UUID,
+        body: MoveIn,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> ActivityOut:
+        outcome = app.move(
+            caller,
+            activity_id,
+            starts_at=body.starts_at,
+            ends_at=body.ends_at,
+            reason=body.reason,
+            note=body.note,
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, body),
+        )
+        return respond("move", outcome, response)
+
+    @router.post(
+        "/activities/{activity_id}/retype",
+        responses=changes,
+        summary="Change the type (and channel) when the form changes (R2)",
+    )
+    def retype(
+        activity_id: UUID,
+        body: RetypeIn,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> ActivityOut:
+        outcome = app.retype(
+            caller,
+            activity_id,
+            type_=body.type,
+            channel=body.channel,
+            reason=body.reason,
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, body),
+        )
+        return respond("retype", outcome, response)
+
+    @router.post(
+        "/activities/{activity_id}/reassign",
+        responses=changes,
+        summary="Give the activity to another consultant (sales managers)",
+    )
+    def reassign(
+        activity_id: UUID,
+        body: ReassignIn,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> ActivityOut:
+        outcome = app.reassign(
+            caller,
+            activity_id,
+            owner=body.owner,
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, body),
+        )
+        return respond("reassign", outcome, response)
+
+    @router.post(
+        "/activities/{activity_id}/complete",
+        responses=changes,
+        summary="Complete with note and next step (R6), next activity (R7/R8)",
+    )
+    def complete(
+        activity_id: UUID,
+        body: CompleteIn,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> ActivityOut:
+        outcome = app.complete(
+            caller,
+            activity_id,
+            note=body.note,
+            next_step=body.next_step,
+            attachments=[a.to_request() for a in body.attachments],
+            discovery_profile=_profile(body.discovery_profile),
+            next_activity=body.next_activity.to_request() if body.next_activity else None,
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, body),
+        )
+        return respond("complete", outcome, response)
+
+    @router.post(
+        "/activities/{activity_id}/cancel",
+        responses=changes,
+        summary="Cancel; refused for a prioritized customer's last one (R8)",
+    )
+    def cancel(
+        activity_id: UUID,
+        body: CancelIn,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> ActivityOut:
+        outcome = app.cancel(
+            caller,
+            activity_id,
+            reason=body.reason,
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, body),
+        )
+        return respond("cancel", outcome, response)
+
+    @router.post(
+        "/activities/{activity_id}/attachments",
+        status_code=201,
+        responses=changes,
+        summary="Attach a document, e.g. the written proposal (R9)",
+    )
+    def attach(
+        activity_id: UUID,
+        body: AttachmentIn,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> ActivityOut:
+        outcome = app.add_attachment(
+            caller,
+            activity_id,
+            body.to_request(),
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, body),
+        )
+        return respond("attach", outcome, response)
+
+    @router.get(
+        "/activities/{activity_id}",
+        responses=error_responses(404),
+        summary="An activity now, or as it was at `as_of`",
+    )
+    def get(
+        activity_id: UUID,
+        caller: Caller,
+        response: Response,
+        as_of: Annotated[AwareDatetime | None, Query()] = None,
+    ) -> ActivityOut:
+        activity = app.activity(activity_id, as_of=as_of)
+        response.headers["ETag"] = etag(activity.version)
+        return ActivityOut.of(activity)
+
+    @router.get(
+        "/activities/{activity_id}/history",
+        responses=error_responses(404),
+        summary="Every event: what, when, who, why",
+    )
+    def history(activity_id: UUID, caller: Caller) -> list[HistoryEntry]:
+        return [_history_entry(event) for event in app.history(activity_id)]
+
+    @router.get(
+        "/customers/{customer_id}/discovery-profile",
+        responses=error_responses(404),
+        summary="The customer's discovery profile now, or at `as_of` (R10)",
+    )
+    def discovery_profile(
+        customer_id: str, caller: Caller, as_of: Annotated[AwareDatetime | None, Query()] = None
+    ) -> DiscoveryProfileOut:
+        profile, revision, event = app.discovery_profile(customer_id, as_of=as_of)
+        return DiscoveryProfileOut(
+            customer_id=customer_id,
+            revision=revision,
+            recorded_at=event.timestamp,
+            recorded_by=event.actor,
+            activity_id=event.activity_id,
+            profile=profile,
+        )
+
+    return router
+
+
+def _profile(body: BaseModel | None) -> dict[str, Any] | None:
+    return body.model_dump() if body is not None else None
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _history_entry(event: Any) -> HistoryEntry:
+    attributes = {k: v for k, v in vars(event).items() if k not in _BASE_ATTRIBUTES}
+    why = attributes.get("reason") or attributes.get("note")
+    moment: datetime = event.timestamp
+    return HistoryEntry(
+        version=event.originator_version,
+        event=_snake(type(event).__name__),
+        at=moment,
+        actor=getattr(event, "actor", None),
+        why=why if isinstance(why, str) else None,
+        details=jsonable_encoder(attributes),
+    )
+
+
+def _map_domain_errors(web: FastAPI) -> None:
+    @web.exception_handler(DomainError)
+    def domain_error(request: Request, error: DomainError) -> Response:
+        status = 409 if error.kind == "conflict" else 422
+        return ApiError(
+            status, error.code, error.message, details=jsonable_encoder(error.details) or None
+        ).to_response()
+
+    @web.exception_handler(CommandRefused)
+    def refused(request: Request, error: CommandRefused) -> Response:
+        headers = {"Retry-After": "0"} if error.status == 409 else None
+        return ApiError(
+            error.status,
+            error.code,
+            error.message,
+            details=jsonable_encoder(error.details) or None,
+            headers=headers,
+        ).to_response()
+
+    @web.exception_handler(IdempotencyKeyReused)
+    def reused(request: Request, error: IdempotencyKeyReused) -> Response:
+        return ApiError(
+            422, "idempotency_key_reused", str(error), details={"field": "header.Idempotency-Key"}
+        ).to_response()

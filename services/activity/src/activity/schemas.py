@@ -1,0 +1,219 @@
+"""Request and response bodies of the activity API (pydantic), with explicit limits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID
+
+from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason
+from crm_contracts.primitives import (
+    FILENAME_MAX,
+    ID_MAX,
+    MAILBOX_MAX,
+    MEDIA_TYPE_MAX,
+    NOTE_MAX,
+    REASON_MAX,
+    SUBJECT_MAX,
+    URI_MAX,
+)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from activity.application import AttachmentRequest, PlanRequest
+from activity.domain import Activity
+from activity.rules import STOCK_PHRASES, VALUABLE_NOTE_MIN_CHARS
+
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=r"^\S+$")]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=MAILBOX_MAX, pattern=r"^\S+$")]
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=SUBJECT_MAX)]
+Note = Annotated[str, StringConstraints(max_length=NOTE_MAX)]
+Reason = Annotated[str, StringConstraints(max_length=REASON_MAX)]
+
+R4_DESCRIPTION = (
+    "What happened. For an unplanned contact (R4) the note must add value: at least "
+    f"{VALUABLE_NOTE_MIN_CHARS} letters or digits must remain once stock phrases are removed "
+    f"({', '.join(repr(p) for p in STOCK_PHRASES[:8])}, …); otherwise 422 with code `R4`."
+)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class PlanIn(Body):
+    customer_id: CustomerId
+    owner: UserId = Field(description="The consultant whose calendar gets the activity.")
+    type: ActivityType
+    channel: Channel
+    subject: Subject = Field(description="What the activity is about (R5).")
+    starts_at: AwareDatetime = Field(description="ISO 8601 with an offset; must be future.")
+    ends_at: AwareDatetime
+    agenda: Note | None = None
+
+    def to_request(self) -> PlanRequest:
+        return PlanRequest(
+            self.customer_id,
+            self.owner,
+            self.type,
+            self.channel,
+            self.subject,
+            self.starts_at,
+            self.ends_at,
+            self.agenda,
+        )
+
+
+class MoveIn(Body):
+    starts_at: AwareDatetime = Field(description="The new time; must be in the future (R1).")
+    ends_at: AwareDatetime | None = Field(default=None, description="Default: keeps the duration.")
+    reason: MoveReason = Field(description="Why it moved, e.g. `no_answer` (R1).")
+    note: Note | None = None
+
+
+class RetypeIn(Body):
+    type: ActivityType
+    channel: Channel | None = None
+    reason: Reason | None = None
+
+
+class ReassignIn(Body):
+    owner: UserId
+
+
+class CancelIn(Body):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=REASON_MAX)]
+
+
+class AttachmentIn(Body):
+    kind: AttachmentKind = Field(description="`proposal` satisfies R9.")
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=FILENAME_MAX)]
+    media_type: Annotated[
+        str, StringConstraints(max_length=MEDIA_TYPE_MAX, pattern=r"^[\w.+-]+/[\w.+-]+(;.*)?$")
+    ]
+    size: int = Field(ge=0, le=10 * 1024**3)
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    uri: Annotated[
+        str, StringConstraints(max_length=URI_MAX, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+    ]
+
+    def to_request(self) -> AttachmentRequest:
+        return AttachmentRequest(
+            self.kind, self.filename, self.media_type, self.size, self.sha256, self.uri
+        )
+
+
+class DiscoveryProfileIn(Body):
+    """Every field is needed to complete a discovery meeting (R10)."""
+
+    business: Note | None = None
+    situation: Note | None = None
+    challenges: Note | None = None
+    goals_and_plans: Note | None = None
+    advertising_needs: Note | None = None
+    potential_dkk: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+    competitors: Note | None = None
+    strategy: Note | None = None
+    unique_traits: Note | None = None
+
+
+class CompleteIn(Body):
+    note: Note = Field(description="The most important, concrete information (R6).")
+    next_step: Note = Field(description="What happens next (R6).")
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=20)
+    discovery_profile: DiscoveryProfileIn | None = Field(
+        default=None, description="Required to complete a discovery meeting (R10)."
+    )
+    next_activity: PlanIn | None = Field(
+        default=None,
+        description="The next activity on the customer, saved atomically (R7); "
+        "required for a prioritized customer's last future activity (R8).",
+    )
+
+
+class RegistrationIn(Body):
+    customer_id: CustomerId
+    owner: UserId
+    type: ActivityType = Field(description="A physical one must be `unannounced_visit` (R3).")
+    channel: Channel
+    occurred_at: AwareDatetime = Field(description="When it happened; not in the future.")
+    subject: Subject | None = None
+    note: Note = Field(description=R4_DESCRIPTION)
+    next_step: Note | None = None
+    discovery_profile: DiscoveryProfileIn | None = None
+    next_activity: PlanIn | None = None
+
+
+class AttachmentOut(BaseModel):
+    attachment_id: UUID
+    kind: AttachmentKind
+    filename: str
+    media_type: str
+    size: int
+    sha256: str
+    uri: str
+
+
+class ActivityOut(BaseModel):
+    id: UUID
+    version: int
+    customer_id: str
+    owner: str
+    type: ActivityType
+    type_label: str
+    channel: Channel
+    channel_label: str
+    subject: str | None
+    agenda: str | None
+    status: str
+    registered: bool
+    starts_at: datetime
+    ends_at: datetime
+    note: str | None
+    next_step: str | None
+    completed_at: datetime | None
+    next_activity_id: UUID | None
+    attachments: list[AttachmentOut]
+
+    @classmethod
+    def of(cls, activity: Activity) -> ActivityOut:
+        type_, channel = ActivityType(activity.type), Channel(activity.channel)
+        return cls(
+            id=activity.id,
+            version=activity.version,
+            customer_id=activity.customer_id,
+            owner=activity.owner,
+            type=type_,
+            type_label=type_.label,
+            channel=channel,
+            channel_label=channel.label,
+            subject=activity.subject,
+            agenda=activity.agenda,
+            status=activity.status,
+            registered=activity.registered,
+            starts_at=activity.starts_at,
+            ends_at=activity.ends_at,
+            note=activity.note,
+            next_step=activity.next_step,
+            completed_at=activity.completed_at,
+            next_activity_id=activity.next_activity_id,
+            attachments=[AttachmentOut(**a) for a in activity.attachments],
+        )
+
+
+class HistoryEntry(BaseModel):
+    version: int
+    event: str = Field(description="What happened, e.g. `moved`.")
+    at: datetime = Field(description="When (UTC).")
+    actor: str | None = Field(description="Who: the user id of the caller.")
+    why: str | None = Field(description="The reason or note given, when there was one.")
+    details: dict[str, Any]
+
+
+class DiscoveryProfileOut(BaseModel):
+    customer_id: str
+    revision: int = Field(description="1 for the first profile, +1 for every later one.")
+    recorded_at: datetime
+    recorded_by: str
+    activity_id: UUID
+    profile: dict[str, str]
