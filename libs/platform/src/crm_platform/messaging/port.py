@@ -18,16 +18,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from crm_contracts.errors import ContractError
+from crm_contracts.topics import dead_letter as dead_letter_topic
 from crm_contracts.wire import WireMessage
 
 log = logging.getLogger(__name__)
-
-DLQ_SUFFIX = ".dlq"
-
-
-def dead_letter_topic(topic: str) -> str:
-    return f"{topic}{DLQ_SUFFIX}"
-
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
