@@ -164,6 +164,7 @@ class ActivityApplication(Application[UUID]):
         discovery_profile: dict[str, Any] | None,
         next_activity: PlanRequest | None,
         idempotency: IdempotencyKey | None = None,
+        attachments: Sequence[AttachmentRequest] = (),
     ) -> Outcome:
         if replay := self._replay(idempotency):
             return replay
@@ -191,7 +192,10 @@ class ActivityApplication(Application[UUID]):
             next_activity_id=follow_up.id if follow_up else None,
             actor=actor.user_id,
             now=now,
+            proposal_attached=any(a.kind == AttachmentKind.PROPOSAL for a in attachments),
         )
+        for attachment in attachments:
+            self._attach(activity, actor, attachment, now)
         others: list[Aggregate] = [file]
         if follow_up:
             file.schedule(follow_up.id, follow_up.starts_at, now)
@@ -346,19 +350,24 @@ class ActivityApplication(Application[UUID]):
     # -- queries --------------------------------------------------------------------------
 
     def activity(self, activity_id: UUID, *, as_of: datetime | None = None) -> Activity:
+        found: object
         try:
             if as_of is None:
-                return self.repository.get(activity_id)
-            version = self._version_at(activity_id, as_of)
-            return self.repository.get(activity_id, version=version)
+                found = self.repository.get(activity_id)
+            else:
+                version = self._version_at(activity_id, as_of)
+                found = self.repository.get(activity_id, version=version)
         except AggregateNotFoundError:
+            found = None
+        if not isinstance(found, Activity):  # ids of customer files, idempotency records
             raise NotFound(
                 f"no activity {activity_id}" + (f" as of {as_of.isoformat()}" if as_of else "")
-            ) from None
+            )
+        return found
 
     def history(self, activity_id: UUID) -> list[Any]:
         events = list(self.events.get(activity_id))
-        if not events:
+        if not events or not isinstance(events[0], Activity.Planned | Activity.Registered):
             raise NotFound(f"no activity {activity_id}")
         return events
 

@@ -217,6 +217,7 @@ class Activity(Aggregate):
         next_activity_id: UUID | None,
         actor: str,
         now: datetime,
+        proposal_attached: bool = False,
     ) -> Activity:
         note = require_text(note, "R4", "a note")
         if held_at > now:
@@ -227,6 +228,12 @@ class Activity(Aggregate):
                 details={"field": "occurred_at"},
             )
         check_registration(type_, channel, note)
+        if type_ is ActivityType.PROPOSAL_MEETING and not proposal_attached:
+            raise DomainError(
+                "R9",
+                "R9: a proposal meeting is registered only with its written, "
+                "binding proposal attached (an attachment of kind 'proposal')",
+            )
         if type_ is ActivityType.DISCOVERY_MEETING and discovery_profile is None:
             DiscoveryProfile.from_mapping({})  # raises R10 naming every missing field
         return cls._create(
@@ -259,6 +266,13 @@ class Activity(Aggregate):
         now: datetime,
     ) -> None:
         self._require_planned("moved")
+        if reason not in set(MoveReason):
+            raise DomainError(
+                "R1",
+                "R1: a move records its reason, one of " + ", ".join(r.value for r in MoveReason),
+                details={"field": "reason"},
+            )
+        reason = MoveReason(reason)
         end = ends_at if ends_at is not None else starts_at + self.duration
         require_span(starts_at, end)
         require_future(starts_at, now, "R1", "moving an activity")

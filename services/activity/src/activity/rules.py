@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from crm_contracts.enums import ActivityType, Channel
@@ -189,11 +189,14 @@ class DiscoveryProfile:
                 f"discovery profile filled in; missing: {', '.join(missing)}",
                 details={"missing": missing},
             )
-        potential = Decimal(str(data["potential_dkk"]))
-        if potential < 0:
+        try:
+            potential = Decimal(str(data["potential_dkk"]))
+        except InvalidOperation:
+            potential = Decimal("NaN")
+        if not potential.is_finite() or potential < 0:
             raise DomainError(
                 "R10",
-                "R10: potential_dkk must not be negative",
+                "R10: potential_dkk must be an amount in DKK, not negative",
                 details={"field": "discovery_profile.potential_dkk"},
             )
         texts = {f: str(data[f]).strip() for f in DISCOVERY_FIELDS if f != "potential_dkk"}

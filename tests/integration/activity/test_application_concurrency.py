@@ -1,0 +1,167 @@
+"""Optimistic concurrency through the activity Application (If-Match), on both stores."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from activity.application import ActivityApplication, LostRace, PlanRequest, StaleVersion
+from activity.domain import CANCELLED, PLANNED, Activity, CustomerFile
+from crm_contracts.enums import ActivityType, Channel, MoveReason, Segment
+
+from tests.support.clock import ManualClock
+from tests.support.people import ANNA, MIA
+
+CUSTOMER = "c-300"
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+THREADS = 20
+MAX_ATTEMPTS = 200  # per thread; a thread that never wins fails the test
+
+
+@pytest.fixture(autouse=True)
+def customer(add_customer: Callable[..., Any]) -> str:
+    add_customer(CUSTOMER, "Boghandel Larsen", Segment.A)
+    return CUSTOMER
+
+
+def plan(app: ActivityApplication, clock: ManualClock, in_: timedelta = DAY) -> Activity:
+    starts = clock.now + in_
+    return app.plan(
+        ANNA,
+        PlanRequest(
+            customer_id=CUSTOMER,
+            owner=ANNA.user_id,
+            type=ActivityType.CONTACT,
+            channel=Channel.PHONE,
+            subject="Julekampagne",
+            starts_at=starts,
+            ends_at=starts + HOUR,
+        ),
+    ).activity
+
+
+def move(
+    app: ActivityApplication, activity: Activity, starts_at: datetime, expected: int | None
+) -> Activity:
+    return app.move(
+        ANNA,
+        activity.id,
+        starts_at=starts_at,
+        ends_at=None,
+        reason=MoveReason.NO_ANSWER,
+        note=None,
+        expected_version=expected,
+    ).activity
+
+
+def test_a_stale_expected_version_is_refused_and_stores_nothing(
+    app: ActivityApplication, clock: ManualClock
+) -> None:
+    activity = plan(app, clock)
+    moved = move(app, activity, activity.starts_at + DAY, expected=1)
+    assert moved.version == 2
+
+    before = app.recorder.max_notification_id()
+    for stale in (1, 3):
+        with pytest.raises(StaleVersion) as refused:
+            move(app, activity, activity.starts_at + 2 * DAY, expected=stale)
+        assert refused.value.details == {"current_version": 2}
+        assert refused.value.status == 412
+    with pytest.raises(StaleVersion):
+        app.complete(ANNA, activity.id, note="n", next_step="s", expected_version=1)
+    assert app.recorder.max_notification_id() == before
+    assert app.activity(activity.id).version == 2
+
+
+@dataclass
+class Mover:
+    """One of the racing threads: what it tried and what it got."""
+
+    index: int
+    wins: list[tuple[int, datetime]] = field(default_factory=list)
+    losses: Counter[str] = field(default_factory=Counter)
+    unexpected: list[BaseException] = field(default_factory=list)
+
+
+def test_twenty_threads_moving_one_activity_lose_no_move_and_leave_no_gap(
+    app: ActivityApplication, clock: ManualClock
+) -> None:
+    activity = plan(app, clock)
+    start = threading.Barrier(THREADS)
+
+    def race(mover: Mover) -> Mover:
+        start.wait(timeout=30)
+        for attempt in range(MAX_ATTEMPTS):
+            # a time no other attempt uses, so a move is never refused as "not a new time"
+            target = activity.starts_at + timedelta(days=mover.index + 1, minutes=attempt + 1)
+            try:
+                version = app.activity(activity.id).version
+                moved = move(app, activity, target, expected=version)
+            except (StaleVersion, LostRace) as lost:
+                mover.losses[type(lost).__name__] += 1
+                continue
+            except BaseException as error:  # report it in the main thread
+                mover.unexpected.append(error)
+                return mover
+            mover.wins.append((moved.version, target))
+            return mover
+        return mover
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        movers = list(pool.map(race, [Mover(i) for i in range(THREADS)]))
+
+    assert [m.unexpected for m in movers if m.unexpected] == []
+    assert all(len(m.wins) == 1 for m in movers), [m.index for m in movers if not m.wins]
+    wins = sorted(win for m in movers for win in m.wins)
+    # one winner per version: versions 2..21, each won exactly once
+    assert [version for version, _ in wins] == list(range(2, THREADS + 2))
+    history = app.history(activity.id)
+    assert [e.originator_version for e in history] == list(range(1, THREADS + 2))
+    assert [type(e).__name__ for e in history] == ["Planned"] + ["Moved"] * THREADS
+    # every successful move is in the history exactly once, at the version it was told
+    assert [(e.originator_version, e.starts_at) for e in history[1:]] == wins
+    final = app.activity(activity.id)
+    assert (final.version, final.starts_at, final.status) == (THREADS + 1, wins[-1][1], PLANNED)
+    assert app.repository.get(CustomerFile.id_for(CUSTOMER)).open_activities == {
+        activity.id: wins[-1][1]
+    }
+    assert sum(sum(m.losses.values()) for m in movers) > 0, "the threads never raced"
+
+
+def test_R8_two_racing_cancellations_cannot_leave_a_prioritized_customer_without_a_future(
+    app: ActivityApplication, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = plan(app, clock), plan(app, clock, in_=2 * DAY)
+    # Both commands read the customer's file before either saves: each sees the other's
+    # activity as the remaining future one, so only the shared file can stop them.
+    both_read = threading.Barrier(2)
+    read_file = app._customer_file
+
+    def file_read_in_step(customer_id: str, now: datetime) -> CustomerFile:
+        file = read_file(customer_id, now)
+        both_read.wait(timeout=30)
+        return file
+
+    monkeypatch.setattr(app, "_customer_file", file_read_in_step)
+
+    def cancel(activity: Activity) -> str:
+        try:
+            app.cancel(MIA, activity.id, reason="Oprydning")
+        except LostRace:
+            return "lost"
+        return "cancelled"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = sorted(pool.map(cancel, [first, second]))
+
+    assert results == ["cancelled", "lost"]
+    statuses = sorted(app.activity(a.id).status for a in (first, second))
+    assert statuses == [CANCELLED, PLANNED]
+    file = app.repository.get(CustomerFile.id_for(CUSTOMER))
+    assert len(file.future_activities(clock.now)) == 1
