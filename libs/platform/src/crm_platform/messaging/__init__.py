@@ -1,5 +1,7 @@
 """The messaging port and its two transports (Kafka, in-process)."""
 
+from crm_contracts.topics import dead_letter as dead_letter_topic
+
 from crm_platform.messaging.port import (
     Consumer,
     Delivery,
@@ -9,7 +11,6 @@ from crm_platform.messaging.port import (
     Publisher,
     PublishError,
     RetryPolicy,
-    dead_letter_topic,
 )
 
 __all__ = [

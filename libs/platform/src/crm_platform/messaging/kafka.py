@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -12,7 +13,12 @@ from crm_contracts.wire import WireMessage
 from kafka import KafkaConsumer as _KafkaConsumer
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    RebalanceInProgressError,
+    TopicAlreadyExistsError,
+)
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from crm_platform.messaging.port import Delivery, Dispatcher, Handler, PublishError, RetryPolicy
@@ -71,6 +77,10 @@ class KafkaConsumer:
     A crash before the commit redelivers the batch: handlers dedupe by their tracking records.
     """
 
+    # A member of a group with more members than partitions legitimately waits unassigned;
+    # re-joining every so often costs such an idle member little.
+    STALLED_AFTER_S = 60.0
+
     def __init__(
         self,
         bootstrap: str,
@@ -87,8 +97,8 @@ class KafkaConsumer:
     ) -> None:
         self._stop = stop or threading.Event()
         self._dispatcher = Dispatcher(handler, dlq, policy or RetryPolicy(), self._stop)
-        self._consumer = _KafkaConsumer(
-            *topics,
+        self._topics = list(topics)
+        self._settings = dict(
             bootstrap_servers=bootstrap,
             client_id=client_id,
             group_id=group_id,
@@ -97,10 +107,41 @@ class KafkaConsumer:
             max_poll_records=max_poll_records,
             **overrides,
         )
+        self._consumer = self._join()
+
+    def _join(self) -> Any:
+        consumer = _KafkaConsumer(**self._settings)
+        # Subscribing before the topics' metadata is known makes the first assignment empty
+        # and forces an immediate second rebalance, in which kafka-python 3.0 was seen to
+        # hang in SyncGroup after a broker restart. Asking for the partitions first avoids it.
+        for topic in self._topics:
+            consumer.partitions_for_topic(topic)
+        consumer.subscribe(self._topics)
+        self._unassigned_since: float | None = time.monotonic()
+        return consumer
+
+    def _watch_assignment(self) -> None:
+        """Re-join when no partition has been assigned for too long (a stalled rebalance)."""
+        if self._consumer.assignment():
+            self._unassigned_since = None
+            return
+        now = time.monotonic()
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+        elif now - self._unassigned_since > self.STALLED_AFTER_S:
+            log.warning(
+                "no partitions assigned for %.0fs; re-joining group %s",
+                now - self._unassigned_since,
+                self._settings["group_id"],
+            )
+            self._consumer.close(autocommit=False)
+            self._consumer = self._join()
 
     def poll_once(self, timeout: float = 1.0) -> int:
         done = 0
         batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
+        if not batches:
+            self._watch_assignment()
         for tp, records in batches.items():
             next_offset: int | None = None
             for record in records:
@@ -128,7 +169,7 @@ class KafkaConsumer:
     def _commit(self, tp: TopicPartition, offset: int) -> None:
         try:
             self._consumer.commit({tp: OffsetAndMetadata(offset, "", -1)})
-        except CommitFailedError as error:
+        except (CommitFailedError, RebalanceInProgressError) as error:
             # The partition moved to another member; it redelivers, tracking dedupes.
             log.warning("commit of %s@%d failed after a rebalance: %s", tp, offset, error)
 

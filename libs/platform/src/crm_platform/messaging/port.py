@@ -23,6 +23,7 @@ from crm_contracts.wire import WireMessage
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """Where a consumed message sits: a tracking name per partition plus the offset."""
@@ -73,7 +74,7 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
 
 
-def dead_letter(
+def as_dead_letter(
     message: WireMessage, delivery: Delivery, error: BaseException, attempts: int
 ) -> WireMessage:
     """The original message, on `<topic>.dlq`, with why and where it failed in its headers."""
@@ -141,7 +142,7 @@ class Dispatcher:
         self, message: WireMessage, delivery: Delivery, error: BaseException, attempts: int
     ) -> None:
         log.error("dead-lettering %s after %d attempt(s): %s", delivery, attempts, error)
-        self._dlq.publish([dead_letter(message, delivery, error, attempts)])
+        self._dlq.publish([as_dead_letter(message, delivery, error, attempts)])
 
 
 class Consumer(Protocol):
