@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 log = logging.getLogger(__name__)
 
-Check = Callable[[], None]
+Check = Callable[[], object]
 
 
 def ops_router(registry: CollectorRegistry, checks: Mapping[str, Check]) -> APIRouter:

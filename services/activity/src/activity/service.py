@@ -1,0 +1,137 @@
+"""Wiring the activity service from settings: stores, views, application, workers, API.
+
+One place builds everything, whichever way the service runs: every role in one process
+(embedded), or one role per process in production (`api`, `relay`, `projector`,
+`consumer`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+from crm_contracts.topics import CUSTOMERS
+from crm_platform.auth import Authenticator
+from crm_platform.eventstore import StoreLocation
+from crm_platform.follower import Waker, listen_for_saves
+from crm_platform.messaging import RetryPolicy
+from crm_platform.messaging.transport import Transport
+from crm_platform.settings import RuntimeSettings
+from crm_platform.workers import Worker
+from eventsourcing.persistence import InterfaceError, OperationalError
+from fastapi import FastAPI
+
+from activity.api import ActivityApi, create_app
+from activity.application import ActivityApplication, system_clock
+from activity.consumers import CustomerDirectory
+from activity.projections import ActivityReadModel, follower
+from activity.read_api import read_router
+from activity.relay import ActivityRelay, relay_tracking
+
+log = logging.getLogger(__name__)
+
+ROLES = ("api", "relay", "projector", "consumer")
+CONSUMER_GROUP = "activity.customer-directory"
+# A database that is down is waited out; the message is fine and must not be dead-lettered.
+INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError)
+
+
+@dataclass
+class ActivityService:
+    settings: RuntimeSettings
+    store: StoreLocation
+    transport: Transport
+    app: ActivityApplication
+    directory: CustomerDirectory
+    read_model: ActivityReadModel
+    clock: Callable[[], datetime]
+    wakers: list[Waker] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        settings: RuntimeSettings,
+        transport: Transport,
+        clock: Callable[[], datetime] = system_clock,
+    ) -> ActivityService:
+        store = settings.store("activity")
+        store.ensure_schema()
+        env = store.env()
+        directory = CustomerDirectory(env)
+        read_model = ActivityReadModel(env)
+        wakers = [Waker(), Waker()]  # relay, projector
+
+        def saved() -> None:
+            for waker in wakers:
+                waker.notify()
+
+        app = ActivityApplication(env, directory=directory, clock=clock, on_saved=saved)
+        return cls(settings, store, transport, app, directory, read_model, clock, wakers)
+
+    def api(self, auth: Authenticator, *, root_path: str = "") -> FastAPI:
+        checks = {
+            "event_store": self.app.recorder.max_notification_id,
+            "transport": self.transport.ping,
+        }
+        api = ActivityApi(
+            app=self.app,
+            auth=auth,
+            checks=checks,
+            max_body_bytes=self.settings.max_body_bytes,
+            extra_routers=[read_router(self.read_model, auth, self.clock)],
+        )
+        return create_app(api, root_path=root_path)
+
+    def workers(self, roles: Iterable[str]) -> list[Worker]:
+        wanted = set(roles)
+        workers: list[Worker] = []
+        if "relay" in wanted:
+            workers.append(Worker("activity-relay", self._run_relay))
+        if "projector" in wanted:
+            workers.append(Worker("activity-projector", self._run_projector))
+        if "consumer" in wanted:
+            workers.append(Worker("activity-customer-directory", self._run_consumer))
+        return workers
+
+    def _run_relay(self, stop: threading.Event) -> None:
+        publisher = self.transport.publisher()
+        tracking = relay_tracking(self.store.env())
+        try:
+            ActivityRelay(self.app, publisher, tracking).run(
+                stop, self.wakers[0], listen_dsn=self.store.postgres_dsn
+            )
+        finally:
+            publisher.close()
+            tracking.close()
+
+    def _run_projector(self, stop: threading.Event) -> None:
+        waker = self.wakers[1]
+        listener = None
+        channel = getattr(self.app.recorder, "channel_name", None)
+        if self.store.postgres_dsn and channel:
+            listener = threading.Thread(
+                target=listen_for_saves,
+                daemon=True,
+                args=(self.store.postgres_dsn, channel, waker, stop),
+            )
+            listener.start()
+        follower(self.app, self.read_model).run(stop, waker)
+
+    def _run_consumer(self, stop: threading.Event) -> None:
+        policy = RetryPolicy(infrastructure=INFRASTRUCTURE_ERRORS)
+        consumer = self.transport.consumer(
+            [CUSTOMERS], CONSUMER_GROUP, self.directory.handle, policy=policy, stop=stop
+        )
+        try:
+            consumer.run(stop)
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        self.app.close()
+        self.read_model.close()
+        self.directory.close()
