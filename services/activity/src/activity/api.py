@@ -46,7 +46,7 @@ class ActivityApi:
 
     app: ActivityApplication
     auth: Authenticator
-    checks: Mapping[str, Callable[[], None]] = field(default_factory=dict)
+    checks: Mapping[str, Callable[[], object]] = field(default_factory=dict)
     extra_routers: list[APIRouter] = field(default_factory=list)
     max_body_bytes: int = 1_048_576
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
