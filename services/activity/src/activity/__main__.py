@@ -13,7 +13,7 @@ import signal
 import threading
 
 import uvicorn
-from crm_platform.auth import Authenticator, AuthSettings
+from crm_platform.auth import Authenticator, AuthSettings, ConfigurationError
 from crm_platform.logs import CorrelationId, configure_logging
 from crm_platform.messaging.transport import InProcessTransport, KafkaTransport, Transport
 from crm_platform.settings import RuntimeSettings
@@ -95,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         unknown = set(roles) - set(ROLES)
         if unknown:
             parser.error(f"unknown role(s): {', '.join(sorted(unknown))}")
-        serve(roles, args.host, args.port)
+        try:
+            serve(roles, args.host, args.port)
+        except ConfigurationError as error:
+            log.critical("cannot start: %s", error)
+            return 2
         return 0
     return rebuild_read_models(args.in_place)
 
