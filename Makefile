@@ -60,6 +60,6 @@ test-integration: sync up  ## tests against the real PostgreSQL and Kafka
 test: sync lint contracts-check up  ## everything CI runs: lint, contract drift, every test tier
 	$(RUN) pytest tests
 
-run:  ## the whole system on its embedded default (SQLite, in-process transport, .ics)
-	@echo "The embedded system arrives with the services (issues 'Activity service' onwards)." >&2
-	@exit 1
+run: sync  ## the system on its embedded default (SQLite under .data/, in-process transport)
+	@echo "Activity API on http://127.0.0.1:8000/docs (dev auth: X-Dev-User, X-Dev-Roles headers)"
+	AUTH_MODE=dev CRM_DATA_DIR=.data $(RUN) python -m activity serve --host 127.0.0.1 --port 8000
