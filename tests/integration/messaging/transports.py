@@ -12,12 +12,10 @@ from typing import Protocol
 
 from crm_contracts.wire import WireMessage
 from crm_platform.messaging import Consumer, Handler, Publisher, RetryPolicy
-from crm_platform.messaging.inprocess import (
-    InProcessBroker,
-    InProcessConsumer,
-    InProcessPublisher,
-)
-from crm_platform.messaging.kafka import KafkaConsumer, KafkaPublisher, ensure_topics
+from crm_platform.messaging.inprocess import InProcessBroker
+from crm_platform.messaging.kafka import ensure_topics
+from crm_platform.messaging.transport import InProcessTransport as InProcess
+from crm_platform.messaging.transport import KafkaTransport as Kafka
 from kafka import KafkaConsumer as RawConsumer
 from kafka import TopicPartition
 
@@ -58,10 +56,10 @@ class InProcessTransport:
         pass  # topics exist as soon as something is appended
 
     def publisher(self) -> Publisher:
-        return InProcessPublisher(self.broker)
+        return InProcess(self.broker).publisher()
 
     def publisher_after_restart(self, old: Publisher) -> Publisher:
-        return InProcessPublisher(self.broker)
+        return InProcess(self.broker).publisher()
 
     def consumer(
         self,
@@ -72,8 +70,8 @@ class InProcessTransport:
         policy: RetryPolicy | None = None,
         stop: threading.Event | None = None,
     ) -> Consumer:
-        consumer = InProcessConsumer(
-            self.broker, topics, f"{group}.{self._suffix}", handler, policy=policy, stop=stop
+        consumer = InProcess(self.broker).consumer(
+            topics, f"{group}.{self._suffix}", handler, policy=policy, stop=stop
         )
         self._consumers.append(consumer)
         return consumer
@@ -104,7 +102,8 @@ class KafkaTransport:
     def __init__(self, bootstrap: str, topic_factory: Callable[..., str]) -> None:
         self.bootstrap = bootstrap
         self._topic_factory = topic_factory
-        self._closeables: list[KafkaPublisher | KafkaConsumer] = []
+        self._kafka = Kafka(bootstrap, client_id="test")
+        self._closeables: list[Publisher | Consumer] = []
         self._suffix = uuid.uuid4().hex[:8]
 
     def new_topic(self, partitions: int = 3) -> str:
@@ -114,7 +113,7 @@ class KafkaTransport:
         ensure_topics(self.bootstrap, {name: partitions})
 
     def publisher(self) -> Publisher:
-        publisher = KafkaPublisher(self.bootstrap, client_id="test")
+        publisher = self._kafka.publisher()
         self._closeables.append(publisher)
         return publisher
 
@@ -130,21 +129,15 @@ class KafkaTransport:
         policy: RetryPolicy | None = None,
         stop: threading.Event | None = None,
     ) -> Consumer:
-        consumer = KafkaConsumer(
-            self.bootstrap,
-            topics,
-            f"{group}.{self._suffix}",
-            handler,
-            dlq=KafkaPublisher(self.bootstrap, client_id="test-dlq"),
-            policy=policy,
-            stop=stop,
+        consumer = self._kafka.consumer(
+            topics, f"{group}.{self._suffix}", handler, policy=policy, stop=stop
         )
         self._closeables.append(consumer)
         return consumer
 
     def drop(self, consumer: Consumer) -> None:
         consumer.close()
-        self._closeables.remove(consumer)  # type: ignore[arg-type]
+        self._closeables.remove(consumer)
 
     def read_all(self, topic: str, expect: int) -> list[WireMessage]:
         raw = RawConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
