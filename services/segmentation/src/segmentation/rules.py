@@ -1,0 +1,204 @@
+"""Plain checks, small values and the errors of the segmentation service: no I/O.
+
+Each check fails with a `DomainError` whose `code` names the field or state at fault, so the
+API can point the caller at exactly what to fix; `CommandRefused` and its subclasses are what
+the application refuses before any rule is asked. Both have the activity service's shape
+(services never import each other, so this is a copy, not a share).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any, Final, Literal
+from zoneinfo import ZoneInfo
+
+Kind = Literal["invalid", "conflict"]
+
+COPENHAGEN: Final = ZoneInfo("Europe/Copenhagen")
+NAME_MAX: Final = 200
+ID_MAX: Final = 100
+NOTE_MAX: Final = 10_000
+# The contract's Money: at most 12 digits before the point, exactly two after.
+MONEY_MAX: Final = Decimal("999999999999.99")
+CENT: Final = Decimal("0.01")
+ONE_DAY: Final = timedelta(days=1)
+
+_CVR = re.compile(r"^\d{8}$")
+_ID = re.compile(r"^\S+$")
+
+
+class DomainError(Exception):
+    """A command the rules refuse. `code` is stable (a field or state name).
+
+    `kind` says whether the request itself is wrong (`invalid`: fix the input) or it clashes
+    with the current state (`conflict`: the customer or policy must change first).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        kind: Kind = "invalid",
+        details: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.kind = kind
+        self.details = dict(details or {})
+
+
+class CommandRefused(Exception):
+    """A command refused before any rule was asked: unknown id, not allowed, stale version."""
+
+    status = 400
+    code = "refused"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(CommandRefused):
+    status, code = 404, "not_found"
+
+
+class Forbidden(CommandRefused):
+    status, code = 403, "forbidden"
+
+
+class StaleVersion(CommandRefused):
+    status, code = 412, "stale_version"
+
+
+class LostRace(CommandRefused):
+    """Someone else saved in between; read again and retry."""
+
+    status, code = 409, "concurrent_modification"
+
+
+class PotentialSource(StrEnum):
+    """Where an assessed potential came from."""
+
+    MANUAL = "manual"
+    DISCOVERY_MEETING = "discovery_meeting"
+    IMPORT = "import"
+
+
+class SegmentReason(StrEnum):
+    """Why a customer's segment (or prioritized flag) changed."""
+
+    REGISTERED = "registered"
+    POTENTIAL_ASSESSED = "potential_assessed"
+    AGREEMENT_STARTED = "agreement_started"
+    AGREEMENT_ENDED = "agreement_ended"
+    POLICY_CHANGED = "policy_changed"
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """An annual agreement. Both dates are inclusive, as on `crm.customers.v1`: the
+    agreement is in force on every day d with `starts_on <= d <= ends_on`, and the customer
+    falls back to the potential-based segment on `ends_on + 1 day`."""
+
+    starts_on: date
+    ends_on: date
+
+    def active_on(self, day: date) -> bool:
+        return self.starts_on <= day <= self.ends_on
+
+
+def local_date(moment: datetime) -> date:
+    """The calendar day in Europe/Copenhagen: segments and targets count Danish days."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes have no day in Copenhagen")
+    return moment.astimezone(COPENHAGEN).date()
+
+
+def require_name(value: str | None) -> str:
+    name = (value or "").strip()
+    if not name:
+        raise DomainError("name", "a customer needs a name", details={"field": "name"})
+    if len(name) > NAME_MAX:
+        raise DomainError(
+            "name",
+            f"a customer name has at most {NAME_MAX} characters (got {len(name)})",
+            details={"field": "name", "max": NAME_MAX},
+        )
+    return name
+
+
+def require_id(value: str, field: str) -> str:
+    """An opaque id as on the wire: 1-100 characters, no whitespace."""
+    if not isinstance(value, str) or not _ID.match(value) or len(value) > ID_MAX:
+        raise DomainError(
+            field,
+            f"{field} must be 1-{ID_MAX} characters without whitespace",
+            details={"field": field},
+        )
+    return value
+
+
+def require_cvr(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    cvr = value.strip()
+    if not _CVR.match(cvr):
+        raise DomainError("cvr", "a CVR number is exactly eight digits", details={"field": "cvr"})
+    return cvr
+
+
+def require_potential(value: object) -> Decimal:
+    """An exact, non-negative DKK amount with at most two decimals (a float is refused:
+    it has already lost the exact amount)."""
+    if isinstance(value, bool | float):
+        raise DomainError(
+            "potential",
+            "a potential is an exact amount such as '390000.00', not a float",
+            details={"field": "amount"},
+        )
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite():
+        raise DomainError(
+            "potential", "a potential is an amount in DKK", details={"field": "amount"}
+        )
+    if amount < 0:
+        raise DomainError(
+            "potential",
+            f"a potential cannot be negative (got {amount})",
+            details={"field": "amount"},
+        )
+    if amount != amount.quantize(CENT) or amount > MONEY_MAX:
+        raise DomainError(
+            "potential",
+            f"a potential has at most two decimals and is at most {MONEY_MAX}",
+            details={"field": "amount"},
+        )
+    return amount.quantize(CENT)
+
+
+def require_note(value: str | None) -> str | None:
+    note = (value or "").strip()
+    if len(note) > NOTE_MAX:
+        raise DomainError(
+            "note", f"a note has at most {NOTE_MAX} characters", details={"field": "note"}
+        )
+    return note or None
+
+
+def require_aware(moment: datetime, field: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise DomainError(
+            field, f"{field} needs a time zone (times are stored in UTC)", details={"field": field}
+        )
+    return moment
