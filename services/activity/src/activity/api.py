@@ -12,17 +12,17 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from crm_platform.auth import Authenticator, Principal
-from crm_platform.http import ApiError, BodySizeLimit, error_responses, install_error_handlers
+from crm_platform.http import BodySizeLimit, error_responses, install_error_handlers
 from crm_platform.http.conditional import etag, expected_version, idempotency_key
-from crm_platform.idempotency import IdempotencyKey, IdempotencyKeyReused
+from crm_platform.http.refusals import install_refusal_handlers
+from crm_platform.idempotency import IdempotencyKey
 from crm_platform.ops import ops_router
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import AwareDatetime, BaseModel
 
-from activity.application import ActivityApplication, CommandRefused, Outcome
-from activity.rules import DomainError
+from activity.application import ActivityApplication, Outcome
 from activity.schemas import (
     ActivityOut,
     AttachmentIn,
@@ -62,7 +62,7 @@ def create_app(api: ActivityApi, *, root_path: str = "") -> FastAPI:
     )
     install_error_handlers(web)
     web.add_middleware(BodySizeLimit, max_bytes=api.max_body_bytes)
-    _map_domain_errors(web)
+    install_refusal_handlers(web)
     commands = Counter(
         "crm_activity_commands_total",
         "Commands handled, by outcome",
@@ -360,29 +360,3 @@ def _history_entry(event: Any) -> HistoryEntry:
         why=why if isinstance(why, str) else None,
         details=jsonable_encoder(attributes),
     )
-
-
-def _map_domain_errors(web: FastAPI) -> None:
-    @web.exception_handler(DomainError)
-    def domain_error(request: Request, error: DomainError) -> Response:
-        status = 409 if error.kind == "conflict" else 422
-        return ApiError(
-            status, error.code, error.message, details=jsonable_encoder(error.details) or None
-        ).to_response()
-
-    @web.exception_handler(CommandRefused)
-    def refused(request: Request, error: CommandRefused) -> Response:
-        headers = {"Retry-After": "0"} if error.status == 409 else None
-        return ApiError(
-            error.status,
-            error.code,
-            error.message,
-            details=jsonable_encoder(error.details) or None,
-            headers=headers,
-        ).to_response()
-
-    @web.exception_handler(IdempotencyKeyReused)
-    def reused(request: Request, error: IdempotencyKeyReused) -> Response:
-        return ApiError(
-            422, "idempotency_key_reused", str(error), details={"field": "header.Idempotency-Key"}
-        ).to_response()

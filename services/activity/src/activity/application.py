@@ -15,13 +15,19 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason
+from crm_platform.errors import CommandRefused as CommandRefused
+from crm_platform.errors import DomainError
+from crm_platform.errors import Forbidden as Forbidden
+from crm_platform.errors import LostRace as LostRace
+from crm_platform.errors import NotFound as NotFound
+from crm_platform.errors import StaleVersion as StaleVersion
 from crm_platform.idempotency import IdempotencyKey, IdempotencyRecord
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
 from activity.domain import Activity, CustomerFile
-from activity.rules import DiscoveryProfile, DomainError
+from activity.rules import DiscoveryProfile
 
 Clock = Callable[[], datetime]
 
@@ -43,36 +49,6 @@ class Actor(Protocol):
     def is_service(self) -> bool: ...
 
     def may_act_for(self, owner: str) -> bool: ...
-
-
-class CommandRefused(Exception):
-    """A command refused before any rule was asked: unknown id, not allowed, stale version."""
-
-    status = 400
-    code = "refused"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-
-class NotFound(CommandRefused):
-    status, code = 404, "not_found"
-
-
-class Forbidden(CommandRefused):
-    status, code = 403, "forbidden"
-
-
-class StaleVersion(CommandRefused):
-    status, code = 412, "stale_version"
-
-
-class LostRace(CommandRefused):
-    """Someone else saved in between; read again and retry."""
-
-    status, code = 409, "concurrent_modification"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,34 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Literal
 
 from crm_contracts.enums import ActivityType, Channel
-
-Kind = Literal["invalid", "conflict"]
-
-
-class DomainError(Exception):
-    """A command the rules refuse. `code` is stable (a rule such as `R8`, or a field/state name).
-
-    `kind` says whether the request itself is wrong (`invalid`: fix the input) or it clashes
-    with the current state (`conflict`: the activity or customer must change first).
-    """
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        kind: Kind = "invalid",
-        details: Mapping[str, object] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.kind = kind
-        self.details = dict(details or {})
-
+from crm_platform.errors import DomainError as DomainError
 
 # R4: phrases that say nothing about the customer. A note made of nothing else is refused.
 STOCK_PHRASES: tuple[str, ...] = (

@@ -2,22 +2,26 @@
 
 Each check fails with a `DomainError` whose `code` names the field or state at fault, so the
 API can point the caller at exactly what to fix; `CommandRefused` and its subclasses are what
-the application refuses before any rule is asked. Both have the activity service's shape
-(services never import each other, so this is a copy, not a share).
+the application refuses before any rule is asked. Both are shared by every service
+(`crm_platform.errors`), so refusals read and map the same everywhere.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Final
 from zoneinfo import ZoneInfo
 
-Kind = Literal["invalid", "conflict"]
+from crm_platform.errors import CommandRefused as CommandRefused
+from crm_platform.errors import DomainError as DomainError
+from crm_platform.errors import Forbidden as Forbidden
+from crm_platform.errors import LostRace as LostRace
+from crm_platform.errors import NotFound as NotFound
+from crm_platform.errors import StaleVersion as StaleVersion
 
 COPENHAGEN: Final = ZoneInfo("Europe/Copenhagen")
 NAME_MAX: Final = 200
@@ -30,58 +34,6 @@ ONE_DAY: Final = timedelta(days=1)
 
 _CVR = re.compile(r"^\d{8}$")
 _ID = re.compile(r"^\S+$")
-
-
-class DomainError(Exception):
-    """A command the rules refuse. `code` is stable (a field or state name).
-
-    `kind` says whether the request itself is wrong (`invalid`: fix the input) or it clashes
-    with the current state (`conflict`: the customer or policy must change first).
-    """
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        kind: Kind = "invalid",
-        details: Mapping[str, object] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.kind = kind
-        self.details = dict(details or {})
-
-
-class CommandRefused(Exception):
-    """A command refused before any rule was asked: unknown id, not allowed, stale version."""
-
-    status = 400
-    code = "refused"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-
-class NotFound(CommandRefused):
-    status, code = 404, "not_found"
-
-
-class Forbidden(CommandRefused):
-    status, code = 403, "forbidden"
-
-
-class StaleVersion(CommandRefused):
-    status, code = 412, "stale_version"
-
-
-class LostRace(CommandRefused):
-    """Someone else saved in between; read again and retry."""
-
-    status, code = 409, "concurrent_modification"
 
 
 class PotentialSource(StrEnum):
