@@ -19,7 +19,7 @@ from kafka.errors import (
     RebalanceInProgressError,
     TopicAlreadyExistsError,
 )
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka.structs import MemberState, OffsetAndMetadata, TopicPartition
 
 from crm_platform.messaging.port import Delivery, Dispatcher, Handler, PublishError, RetryPolicy
 
@@ -77,9 +77,8 @@ class KafkaConsumer:
     A crash before the commit redelivers the batch: handlers dedupe by their tracking records.
     """
 
-    # A member of a group with more members than partitions legitimately waits unassigned;
-    # re-joining every so often costs such an idle member little.
-    STALLED_AFTER_S = 60.0
+    # Longer than a healthy rebalance takes (seconds here), as long as the session timeout.
+    STALLED_AFTER_S = 45.0
 
     def __init__(
         self,
@@ -117,22 +116,27 @@ class KafkaConsumer:
         for topic in self._topics:
             consumer.partitions_for_topic(topic)
         consumer.subscribe(self._topics)
-        self._unassigned_since: float | None = time.monotonic()
+        self._unsettled_since: float | None = time.monotonic()
         return consumer
 
-    def _watch_assignment(self) -> None:
-        """Re-join when no partition has been assigned for too long (a stalled rebalance)."""
-        if self._consumer.assignment():
-            self._unassigned_since = None
+    def _watch_membership(self) -> None:
+        """Re-join when the group membership has not settled for too long.
+
+        kafka-python 3.0 was seen to hang in SyncGroup after a rebalance, heartbeating no more
+        while polls return nothing. A healthy member is STABLE (even an idle one without
+        partitions), so time spent in any other state beyond the limit means a stall.
+        """
+        if self._consumer.group_metadata().state == MemberState.STABLE:
+            self._unsettled_since = None
             return
         now = time.monotonic()
-        if self._unassigned_since is None:
-            self._unassigned_since = now
-        elif now - self._unassigned_since > self.STALLED_AFTER_S:
+        if self._unsettled_since is None:
+            self._unsettled_since = now
+        elif now - self._unsettled_since > self.STALLED_AFTER_S:
             log.warning(
-                "no partitions assigned for %.0fs; re-joining group %s",
-                now - self._unassigned_since,
+                "group %s unsettled for %.0fs; re-joining",
                 self._settings["group_id"],
+                now - self._unsettled_since,
             )
             self._consumer.close(autocommit=False)
             self._consumer = self._join()
@@ -141,7 +145,7 @@ class KafkaConsumer:
         done = 0
         batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
         if not batches:
-            self._watch_assignment()
+            self._watch_membership()
         for tp, records in batches.items():
             next_offset: int | None = None
             for record in records:
