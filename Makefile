@@ -11,7 +11,7 @@ RUN := $(UV) run --frozen
 LOCAL := deploy/local
 
 .PHONY: help uv sync lint fmt typecheck contracts contracts-check up down status \
-	test test-unit test-integration run
+	test test-unit test-integration run k8s-check
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -57,7 +57,10 @@ test-unit: sync  ## tests that need nothing running
 test-integration: sync up  ## tests against the real PostgreSQL and Kafka
 	$(RUN) pytest tests/integration
 
-test: sync lint contracts-check up  ## everything CI runs: lint, contract drift, every test tier
+k8s-check:  ## render the k8s overlays, validate them (kubeconform -strict), lint the Dockerfile
+	bash deploy/tools/k8s-check.sh
+
+test: sync lint contracts-check k8s-check up  ## everything CI runs: lint, drift, k8s, all tests
 	$(RUN) pytest tests
 
 run: sync  ## the system on its embedded default (SQLite under .data/, in-process transport)
