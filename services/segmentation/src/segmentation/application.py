@@ -105,7 +105,7 @@ class SegmentationApplication(SegmentationStore):
         return self._save(customer, adopted, idempotency, status=201, creating=True)
 
     def register_customers(self, actor: Actor, items: Sequence[NewCustomer]) -> list[Customer]:
-        """Register many customers (and their potentials) in one transaction, for imports.
+        """Register many customers (with potentials and agreements) in one transaction (imports).
         All or nothing: if one is already registered, none is (see `existing_customer_ids`)."""
         self._require_manager(actor, "import customers")
         adopted, now = self.current_policy(), self.clock()
@@ -128,6 +128,14 @@ class SegmentationApplication(SegmentationStore):
                     assessed_at=item.assessed_at or now,
                     source=item.source,
                     note=item.note,
+                    policy=adopted.policy,
+                    actor=actor.user_id,
+                    now=now,
+                )
+            if item.agreement_starts_on is not None and item.agreement_ends_on is not None:
+                customer.start_agreement(
+                    item.agreement_starts_on,
+                    item.agreement_ends_on,
                     policy=adopted.policy,
                     actor=actor.user_id,
                     now=now,

@@ -85,6 +85,9 @@ class NewCustomer:
     assessed_at: datetime | None = None
     note: str | None = None
     source: PotentialSource = PotentialSource.IMPORT
+    # An annual agreement (both days inclusive) recorded in the same transaction (imports).
+    agreement_starts_on: date | None = None
+    agreement_ends_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,393 @@
+"""The segmentation service's HTTP API: FastAPI app factory, customer and policy routes.
+
+No `from __future__ import annotations` here: FastAPI resolves `Annotated[..., Depends(x)]`
+hints at route definition time, and `x` is local to the factory.
+"""
+
+import io
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Annotated, Any
+
+from crm_contracts.enums import Segment
+from crm_platform.auth import Authenticator, Principal
+from crm_platform.http import ApiError, BodySizeLimit, error_responses, install_error_handlers
+from crm_platform.http.conditional import etag, expected_version, idempotency_key
+from crm_platform.http.refusals import install_refusal_handlers
+from crm_platform.idempotency import IdempotencyKey
+from crm_platform.ops import ops_router
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from segmentation.application import SegmentationApplication
+from segmentation.imports import CustomerImport, ImportResult
+from segmentation.policy_api import IdemKey, IfMatch, policy_routes
+from segmentation.rules import PotentialSource, StaleVersion
+from segmentation.schemas import (
+    AgreementIn,
+    CustomerIn,
+    CustomerOut,
+    CustomerPage,
+    CustomerPatch,
+    HistoryEntry,
+    ImportOut,
+    PotentialIn,
+    Rejected,
+    snake,
+)
+from segmentation.views import NewCustomer, Outcome
+
+_BASE_ATTRIBUTES = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor"}
+IMPORT_PATH = "/customers/import"
+# Held in memory up to this size, then spooled to a temporary file.
+SPOOL_BYTES = 1_048_576
+
+Attainment = Callable[[str], Mapping[str, Any] | None]
+
+
+@dataclass
+class SegmentationApi:
+    """What the routes need; built by the entry point (or a test) and handed in."""
+
+    app: SegmentationApplication
+    auth: Authenticator
+    checks: Mapping[str, Callable[[], object]] = field(default_factory=dict)
+    extra_routers: list[APIRouter] = field(default_factory=list)
+    max_body_bytes: int = 1_048_576
+    max_import_bytes: int = 256 * 1_048_576
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # The hook for this year's attainment on `GET /customers/{id}` (wired by the service).
+    attainment: Attainment | None = None
+
+
+class _BodyLimits:
+    """The body limit, with a larger one for the CSV import (which is streamed, not parsed
+    into memory): one ASGI middleware choosing between two `BodySizeLimit`s by path."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, import_bytes: int) -> None:
+        self._default = BodySizeLimit(app, max_bytes=max_bytes)
+        self._import = BodySizeLimit(app, max_bytes=import_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chosen = self._import if scope.get("path", "").endswith(IMPORT_PATH) else self._default
+        await chosen(scope, receive, send)
+
+
+def create_app(api: SegmentationApi, *, root_path: str = "") -> FastAPI:
+    web = FastAPI(
+        title="CRM segmentation service",
+        version="1",
+        root_path=root_path,
+        description="Customers, their potentials, agreements and segments; the policy.",
+        responses=error_responses(401, 403, 422),
+    )
+    install_error_handlers(web)
+    web.add_middleware(_BodyLimits, max_bytes=api.max_body_bytes, import_bytes=api.max_import_bytes)
+    install_refusal_handlers(web)
+    commands = Counter(
+        "crm_segmentation_commands_total",
+        "Commands handled, by outcome",
+        ["command", "outcome"],
+        registry=api.registry,
+    )
+    web.include_router(ops_router(api.registry, api.checks))
+    web.include_router(_customer_routes(api, commands))
+    web.include_router(policy_routes(api.app, api.auth, commands))
+    for router in api.extra_routers:
+        web.include_router(router)
+    return web
+
+
+def keyed(
+    caller: Principal, key: str | None, request: Request, body: BaseModel | None, part: str = ""
+) -> IdempotencyKey | None:
+    """The idempotency key of one command; `part` tells apart the commands of one request."""
+    key = idempotency_key(key)
+    if key is None:
+        return None
+    payload = body.model_dump(mode="json") if body is not None else None
+    return IdempotencyKey.of(caller.user_id, key + part, request.method, request.url.path, payload)
+
+
+def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
+    router = APIRouter(tags=["customers"])
+    app = api.app
+    Caller = Annotated[Principal, Depends(api.auth.principal)]
+    changes = error_responses(404, 409, 412, 422)
+
+    def out(customer: Any) -> CustomerOut:
+        result = CustomerOut.of(customer)
+        if api.attainment is not None:
+            found = api.attainment(result.customer_id)
+            result.attainment = dict(found) if found is not None else None
+        return result
+
+    def respond(name: str, outcome: Outcome, response: Response) -> CustomerOut:
+        commands.labels(name, "replayed" if outcome.replayed else "ok").inc()
+        response.status_code = outcome.status
+        response.headers["ETag"] = etag(outcome.customer.version)
+        if outcome.status == 201:
+            response.headers["Location"] = f"/customers/{outcome.customer.customer_id}"
+        if outcome.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return CustomerOut.of(outcome.customer)
+
+    @router.post("/customers", status_code=201, responses=changes, summary="Register a customer")
+    def register(
+        body: CustomerIn, caller: Caller, request: Request, response: Response, key: IdemKey = None
+    ) -> CustomerOut:
+        if body.potential_dkk is None:
+            outcome = app.register_customer(
+                caller,
+                name=body.name,
+                customer_id=body.customer_id,
+                cvr=body.cvr,
+                owner=body.owner,
+                idempotency=keyed(caller, key, request, body),
+            )
+            return respond("register", outcome, response)
+        # With a potential: one transaction for both (managers only, as for any potential).
+        # A retry under the same Idempotency-Key finds the customer as this request left it.
+        replay = _identical(app, body) if idempotency_key(key) and body.customer_id else None
+        if replay is not None:
+            return respond("register", Outcome(replay, 201, replayed=True), response)
+        item = NewCustomer(
+            name=body.name,
+            customer_id=body.customer_id,
+            cvr=body.cvr,
+            owner=body.owner,
+            potential=body.potential_dkk,
+            source=PotentialSource.MANUAL,
+        )
+        (customer,) = app.register_customers(caller, [item])
+        return respond("register", Outcome(customer, 201), response)
+
+    @router.get("/customers/{customer_id}", responses=error_responses(404), summary="A customer")
+    def get(customer_id: str, caller: Caller, response: Response) -> CustomerOut:
+        view = app.customer(customer_id)
+        response.headers["ETag"] = etag(view.version)
+        return out(view.customer)
+
+    @router.get("/customers", summary="Customers in registration order, a page at a time")
+    def listing(
+        caller: Caller,
+        segment: Segment | None = None,
+        prioritized: bool | None = None,
+        owner: Annotated[str | None, Query(max_length=320)] = None,
+        cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> CustomerPage:
+        after = int(cursor or 0)
+        items: list[CustomerOut] = []
+        more = True
+        # The registry filters by segment and owner; `prioritized` is judged here, reading
+        # on until the page is full, so the cursor is always the last row looked at.
+        while len(items) < limit and more:
+            rows = app.customers(segment=segment, owner=owner, after=after, limit=limit)
+            more = len(rows) == limit
+            for row in rows:
+                after = row.seq
+                if prioritized is None or row.prioritized == prioritized:
+                    items.append(CustomerOut.of(row))
+                    if len(items) == limit:
+                        break
+        return CustomerPage(items=items, next_cursor=str(after) if len(items) == limit else None)
+
+    @router.put(
+        "/customers/{customer_id}/potential",
+        responses=changes,
+        summary="Assess the annual potential (sales managers)",
+    )
+    def potential(
+        customer_id: str,
+        body: PotentialIn,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> CustomerOut:
+        outcome = app.assess_potential(
+            caller,
+            customer_id,
+            amount=body.amount_dkk,
+            source=body.source,
+            note=body.note,
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, body),
+        )
+        return respond("assess_potential", outcome, response)
+
+    @router.put(
+        "/customers/{customer_id}/annual-agreement",
+        responses=changes,
+        summary="Record (or extend) the annual agreement (sales managers)",
+    )
+    def agreement(
+        customer_id: str,
+        body: AgreementIn,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> CustomerOut:
+        outcome = app.start_agreement(
+            caller,
+            customer_id,
+            starts_on=body.starts_on,
+            ends_on=body.ends_on,
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, body),
+        )
+        return respond("start_agreement", outcome, response)
+
+    @router.delete(
+        "/customers/{customer_id}/annual-agreement",
+        responses=changes,
+        summary="End the annual agreement (default: yesterday was its last day)",
+    )
+    def end_agreement(
+        customer_id: str,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        ends_on: Annotated[date | None, Query(description="Its new last day")] = None,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> CustomerOut:
+        outcome = app.end_agreement(
+            caller,
+            customer_id,
+            ends_on=ends_on,
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, None),
+        )
+        return respond("end_agreement", outcome, response)
+
+    @router.patch(
+        "/customers/{customer_id}",
+        responses=changes,
+        summary="Rename, or change the owner (sales managers)",
+    )
+    def patch(
+        customer_id: str,
+        body: CustomerPatch,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> CustomerOut:
+        version = expected_version(if_match)
+        current = app.customer(customer_id).customer
+        if version is not None and version != current.version:
+            # Checked here too: a PATCH that changes nothing must still refuse a stale ETag.
+            raise StaleVersion(
+                f"the customer is at version {current.version}, not {version}; read it again",
+                current_version=current.version,
+            )
+        outcome = Outcome(current)
+        # Only what differs is a command: PATCHing the current name is not an error.
+        if body.name is not None and body.name.strip() != current.name:
+            outcome = app.rename(
+                caller,
+                customer_id,
+                name=body.name,
+                expected_version=version,
+                idempotency=keyed(caller, key, request, body, "#name"),
+            )
+            version = outcome.customer.version if version is not None else None
+        if "owner" in body.model_fields_set and (body.owner or None) != current.owner:
+            outcome = app.change_owner(
+                caller,
+                customer_id,
+                owner=body.owner,
+                expected_version=version,
+                idempotency=keyed(caller, key, request, body, "#owner"),
+            )
+        return respond("patch", outcome, response)
+
+    @router.get(
+        "/customers/{customer_id}/history",
+        responses=error_responses(404),
+        summary="Every change: what, when, who, why",
+    )
+    def history(customer_id: str, caller: Caller) -> list[HistoryEntry]:
+        return [_history_entry(event) for event in app.history(customer_id)]
+
+    @router.post(
+        IMPORT_PATH,
+        responses=error_responses(413, 415),
+        summary="Import customers from CSV (sales managers); see the import's rules",
+        openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    )
+    async def import_customers(request: Request, caller: Caller) -> ImportOut:
+        kind = request.headers.get("content-type", "text/csv").split(";")[0].strip().lower()
+        if kind not in ("text/csv", "text/plain", "application/octet-stream"):
+            raise ApiError(415, "unsupported_media_type", "send the file as text/csv")
+        if not (caller.is_manager or caller.is_service):
+            raise ApiError(403, "forbidden", "only a sales manager may import customers")
+        # Read in chunks into a spooled file: small files stay in memory, large ones go to
+        # disk; the import then streams rows from it, in a worker thread (it is blocking).
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            async for chunk in request.stream():
+                spool.write(chunk)
+            spool.seek(0)
+            result = await run_in_threadpool(_run_import, app, caller, spool)
+        commands.labels("import", "ok").inc()
+        return ImportOut(
+            imported=result.imported,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            rejected=[
+                Rejected(line=p.line, customer_id=p.customer_id, reasons=p.reasons)
+                for p in result.rejected
+            ],
+        )
+
+    return router
+
+
+def _run_import(app: SegmentationApplication, caller: Principal, spool: Any) -> ImportResult:
+    # utf-8-sig: spreadsheets often write a byte order mark; newline="" as csv wants it.
+    lines = io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")
+    try:
+        return CustomerImport(app, caller).run(lines)
+    except UnicodeDecodeError:
+        raise ApiError(422, "encoding", "the file must be UTF-8 text") from None
+    finally:
+        lines.detach()  # the spool is closed by its owner
+
+
+def _identical(app: SegmentationApplication, body: CustomerIn) -> Any:
+    """The registered customer if it is exactly what `body` would register, else None."""
+    row = app.registry.registry_row(body.customer_id or "")
+    if row is None:
+        return None
+    same = (row.name, row.cvr, row.owner, row.potential) == (
+        body.name.strip(),
+        body.cvr,
+        body.owner.strip().lower() if body.owner else None,
+        body.potential_dkk,
+    )
+    return app.customer(row.customer_id).customer if same else None
+
+
+def _history_entry(event: Any) -> HistoryEntry:
+    attributes = {k: v for k, v in vars(event).items() if k not in _BASE_ATTRIBUTES}
+    why = attributes.get("reason") or attributes.get("note")
+    return HistoryEntry(
+        version=event.originator_version,
+        event=snake(type(event).__name__),
+        at=event.timestamp,
+        actor=getattr(event, "actor", None),
+        why=why if isinstance(why, str) else None,
+        details=jsonable_encoder(attributes),
+    )

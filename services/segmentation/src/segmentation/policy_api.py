@@ -1,0 +1,89 @@
+"""The policy routes: read the policy (its ETag is its version), adopt a new one (If-Match,
+Idempotency-Key; 202 and the recomputation to poll), and follow that recomputation.
+
+No `from __future__ import annotations` here: FastAPI resolves the `Annotated` hints of the
+routes at definition time.
+"""
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from crm_platform.auth import Authenticator, Principal
+from crm_platform.http import error_responses
+from crm_platform.http.conditional import etag, expected_version, idempotency_key
+from crm_platform.idempotency import IdempotencyKey
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from prometheus_client import Counter
+
+from segmentation.application import SegmentationApplication
+from segmentation.schemas import PolicyAccepted, RecomputationOut
+
+IfMatch = Annotated[str | None, Header(alias="If-Match", description='ETag from a GET, e.g. "3"')]
+IdemKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", description="Retry-safe key for this request")
+]
+# What GET adds about the adoption is not part of a policy: a GET body can be PUT back.
+_ADOPTION_FIELDS = frozenset({"adopted_at", "adopted_by", "effective_on", "recomputation_id"})
+
+
+def policy_routes(
+    app: SegmentationApplication, auth: Authenticator, commands: Counter
+) -> APIRouter:
+    router = APIRouter(tags=["policy"])
+    Caller = Annotated[Principal, Depends(auth.principal)]
+
+    @router.get("/segmentation/policy", summary="The policy in force; its ETag is its version")
+    def get_policy(caller: Caller, response: Response) -> dict[str, Any]:
+        adopted = app.policy()
+        response.headers["ETag"] = etag(adopted.version)
+        return adopted.to_json()
+
+    @router.put(
+        "/segmentation/policy",
+        status_code=202,
+        responses=error_responses(409, 412, 422),
+        summary="Adopt a new policy (sales managers); every customer is then recomputed",
+    )
+    def put_policy(
+        caller: Caller,
+        request: Request,
+        response: Response,
+        body: Annotated[dict[str, Any], Body(description="thresholds, targets, prioritized")],
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> PolicyAccepted:
+        idem = idempotency_key(key)
+        # What GET adds about the adoption is not part of a policy: a GET body can be PUT back.
+        body = {k: v for k, v in body.items() if k not in _ADOPTION_FIELDS}
+        outcome = app.set_policy(
+            caller,
+            body,
+            expected_version=expected_version(if_match),
+            idempotency=(
+                IdempotencyKey.of(caller.user_id, idem, request.method, request.url.path, body)
+                if idem
+                else None
+            ),
+        )
+        commands.labels("set_policy", "replayed" if outcome.replayed else "ok").inc()
+        job = outcome.recomputation
+        response.status_code = 202
+        response.headers["ETag"] = etag(outcome.policy.version)
+        response.headers["Location"] = f"/segmentation/recomputations/{job.id}"
+        if outcome.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return PolicyAccepted(
+            policy_version=outcome.policy.version,
+            recomputation_id=str(job.id),
+            recomputation=RecomputationOut.of(job),
+        )
+
+    @router.get(
+        "/segmentation/recomputations/{recomputation_id}",
+        responses=error_responses(404),
+        summary="How far the recomputation after a policy change has come",
+    )
+    def recomputation(recomputation_id: UUID, caller: Caller) -> RecomputationOut:
+        return RecomputationOut.of(app.recomputation(recomputation_id))
+
+    return router

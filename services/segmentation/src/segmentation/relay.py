@@ -1,0 +1,203 @@
+"""The relay: customer events of the notification log → snapshots on `crm.customers.v1`.
+
+The topic is compacted and keyed by customer id, and each value is the customer's whole state
+(`views.snapshot`), so a consumer reading from the start rebuilds its directory. After every
+event in `CUSTOMER_EVENTS` the relay publishes the snapshot at that event's version, with
+`ce_id = "{customer_id}:{version}"`, equal on every attempt so consumers recognise a repeat.
+The policy book, recomputations and idempotency records stay inside the service (their
+topics are not followed at all).
+
+Publish, wait for the acks, then track the batch's last position (`LogFollower` keeps that
+order): a crash in between publishes the batch again (duplicates, never gaps). Snapshots are
+rolled forward event by event in a small LRU cache; on a miss (a restart mid-stream, an
+eviction) the customer is loaded at the event's version from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Final
+from uuid import UUID
+
+from crm_contracts.cloudevents import encode
+from crm_contracts.customer import CustomerSnapshot
+from crm_contracts.topics import CUSTOMERS, SOURCE_SEGMENTATION
+from crm_contracts.wire import WireMessage
+from crm_platform.follower import Batch, LogFollower, Waker, listen_for_saves
+from crm_platform.messaging import Publisher
+from crm_platform.sqlview import SqlView
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
+from pydantic import ValidationError
+
+from segmentation.application import SegmentationApplication
+from segmentation.domain import CUSTOMER_EVENTS, Customer
+from segmentation.views import snapshot
+
+log = logging.getLogger(__name__)
+
+RELAYED_TOPICS: Final[tuple[str, ...]] = tuple(get_topic(cls) for cls in CUSTOMER_EVENTS)
+RELAY_TRACKING: Final = "segmentation_relay"
+
+
+def relay_tracking(env: Mapping[str, str]) -> SqlView:
+    """Where the relay records how far it has published: tracking only, no tables, beside
+    the event store, so a restored backup of the store brings the position with it."""
+    return SqlView(env, name=RELAY_TRACKING)
+
+
+def ce_id(customer_id: str, version: int) -> str:
+    """The deterministic CloudEvents id of one snapshot: equal on every publish of it."""
+    return f"{customer_id}:{version}"
+
+
+def to_wire(message: CustomerSnapshot, *, topic: str | None = None) -> WireMessage:
+    """The CloudEvent for a snapshot, keyed by customer id, with its deterministic `ce_id`."""
+    return encode(
+        message,
+        source=SOURCE_SEGMENTATION,
+        event_id=ce_id(message.customer_id, message.version),
+        topic=topic,
+    )
+
+
+class CustomerStates:
+    """The customers the relay has seen lately, each at the version of its last event."""
+
+    def __init__(self, app: SegmentationApplication, maxsize: int = 10_000) -> None:
+        self._app = app
+        self._maxsize = maxsize
+        self._cache: OrderedDict[UUID, Customer] = OrderedDict()
+
+    def after(self, event: Aggregate.Event) -> Customer:
+        """The customer as `event` left it."""
+        cached = self._cache.get(event.originator_id)
+        before: Customer | None = None
+        if isinstance(event, Aggregate.Created):
+            before = None
+        elif cached is not None and cached.version == event.originator_version - 1:
+            before = cached
+        else:
+            # A miss, or a batch retried after the cache had rolled past it: read the store.
+            loaded: Customer = self._app.repository.get(
+                event.originator_id, version=event.originator_version
+            )
+            self._remember(loaded)
+            return loaded
+        after = event.mutate(before)
+        if not isinstance(after, Customer):
+            raise TypeError(f"{type(event).__qualname__} did not produce a Customer")
+        self._remember(after)
+        return after
+
+    def forget(self, customer_id: UUID) -> None:
+        self._cache.pop(customer_id, None)
+
+    def _remember(self, customer: Customer) -> None:
+        self._cache[customer.id] = customer
+        self._cache.move_to_end(customer.id)
+        while len(self._cache) > self._maxsize:
+            self._cache.popitem(last=False)
+
+
+class CustomerRelay:
+    """Publishes a snapshot per customer event of `app`'s log on `topic`, at least once."""
+
+    def __init__(
+        self,
+        app: SegmentationApplication,
+        publisher: Publisher,
+        tracking: SqlView,
+        *,
+        topic: str = CUSTOMERS,
+        batch_size: int = 500,
+        cache_size: int = 10_000,
+    ) -> None:
+        self.app = app
+        self.topic = topic
+        self._publisher = publisher
+        self._states = CustomerStates(app, cache_size)
+        self._follower = LogFollower(
+            app, tracking, deliver=self._deliver, topics=RELAYED_TOPICS, batch_size=batch_size
+        )
+
+    @property
+    def position(self) -> int:
+        """The last notification id known to be on the topic (0: nothing yet)."""
+        return int(self._follower.position)
+
+    def lag(self) -> int:
+        return int(self._follower.lag())
+
+    def step(self) -> int:
+        """Publish one batch and track it; returns how many events it held (0: caught up)."""
+        return int(self._follower.step())
+
+    def catch_up(self) -> int:
+        return int(self._follower.catch_up())
+
+    def run(
+        self,
+        stop: threading.Event,
+        waker: Waker | None = None,
+        *,
+        listen_dsn: str | None = None,
+        poll_interval: float = 1.0,
+    ) -> None:
+        """Relay until `stop`: woken by `waker` (embedded: the application's `on_saved`) and,
+        given `listen_dsn` on PostgreSQL, by the NOTIFY of every save; polling every
+        `poll_interval` covers a lost wake-up. A failed batch is retried, never skipped."""
+        waker = waker or Waker()
+        listener: threading.Thread | None = None
+        channel: str | None = getattr(self.app.recorder, "channel_name", None)
+        if listen_dsn is not None and channel is not None:
+            listener = threading.Thread(
+                target=listen_for_saves,
+                args=(listen_dsn, channel, waker, stop),
+                name="segmentation-relay-listen",
+                daemon=True,
+            )
+            listener.start()
+        log.info("relaying customer snapshots to %s", self.topic)
+        try:
+            self._follower.run(stop, waker, poll_interval)
+        finally:
+            if listener is not None:
+                listener.join(timeout=5)
+
+    def _deliver(self, batch: Batch) -> None:
+        try:
+            messages = [to_wire(self._snapshot(event), topic=self.topic) for _, event in batch]
+        except Exception:
+            # The cache may hold states rolled forward past a batch that will come again.
+            for _, event in batch:
+                self._states.forget(event.originator_id)
+            raise
+        # Returns once the broker has acknowledged every message; raising leaves the position.
+        self._publisher.publish(messages)
+        log.debug("published %d customer snapshots up to %d", len(batch), batch[-1][0].id)
+
+    def _snapshot(self, event: Aggregate.Event) -> CustomerSnapshot:
+        customer = self._states.after(event)
+        try:
+            return snapshot(customer)
+        except ValidationError as error:
+            # Halting beats skipping: a skipped snapshot would leave every consumer's copy wrong.
+            raise UnpublishableSnapshot(event, error) from None
+
+
+class UnpublishableSnapshot(Exception):
+    """A customer state the contract refuses; names the fields, never their values."""
+
+    def __init__(self, event: Aggregate.Event, error: ValidationError) -> None:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in error.errors(include_url=False, include_input=False)
+        )
+        super().__init__(
+            f"{type(event).__qualname__} v{event.originator_version} of customer "
+            f"{event.originator_id} does not fit the contract: {fields}"
+        )

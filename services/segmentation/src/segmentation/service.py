@@ -1,0 +1,163 @@
+"""Wiring the segmentation service from settings: store, application, workers, API.
+
+One place builds everything, whichever way the service runs: every role in one process
+(embedded), or one role per process in production (`api`, `relay`, `recompute`, `calendar`,
+`consumer`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from crm_platform.auth import Authenticator, Principal, Role
+from crm_platform.eventstore import StoreLocation
+from crm_platform.follower import Waker, listen_for_saves
+from crm_platform.messaging.transport import Transport
+from crm_platform.settings import RuntimeSettings
+from crm_platform.workers import Worker
+from fastapi import FastAPI
+
+from segmentation.api import Attainment, SegmentationApi, create_app
+from segmentation.application import SegmentationApplication, system_clock
+from segmentation.recompute import RecomputeRunner
+from segmentation.relay import CustomerRelay, relay_tracking
+
+log = logging.getLogger(__name__)
+
+ROLES: Final = ("api", "relay", "recompute", "calendar", "consumer")
+CALENDAR_INTERVAL: Final = 3600.0  # seconds: agreements start and end on whole days
+# Who the background workers act as: the application lets services do what managers may.
+SERVICE_ACTOR: Final = Principal(
+    "segmentation-service", "Segmentation service", frozenset({Role.SERVICE})
+)
+
+
+@dataclass
+class SegmentationService:
+    settings: RuntimeSettings
+    store: StoreLocation
+    transport: Transport
+    app: SegmentationApplication
+    clock: Callable[[], datetime]
+    relay_waker: Waker = field(default_factory=Waker)
+    recompute_waker: Waker = field(default_factory=Waker)
+
+    @classmethod
+    def build(
+        cls,
+        settings: RuntimeSettings,
+        transport: Transport,
+        clock: Callable[[], datetime] = system_clock,
+    ) -> SegmentationService:
+        store = settings.store("segmentation")
+        store.ensure_schema()
+        relay_waker, recompute_waker = Waker(), Waker()
+
+        def saved() -> None:
+            # A save may be a policy change (the recomputation starts at once) or a customer
+            # change (its snapshot goes out at once); waking both costs one query each.
+            relay_waker.notify()
+            recompute_waker.notify()
+
+        app = SegmentationApplication(store.env(), clock=clock, on_saved=saved)
+        return cls(settings, store, transport, app, clock, relay_waker, recompute_waker)
+
+    def api(
+        self, auth: Authenticator, *, root_path: str = "", attainment: Attainment | None = None
+    ) -> FastAPI:
+        checks = {
+            "event_store": self.app.recorder.max_notification_id,
+            "transport": self.transport.ping,
+        }
+        api = SegmentationApi(
+            app=self.app,
+            auth=auth,
+            checks=checks,
+            max_body_bytes=self.settings.max_body_bytes,
+            attainment=attainment,
+        )
+        return create_app(api, root_path=root_path)
+
+    def workers(self, roles: Iterable[str]) -> list[Worker]:
+        wanted = set(roles)
+        workers: list[Worker] = []
+        if "relay" in wanted:
+            workers.append(Worker("segmentation-relay", self._run_relay))
+        if "recompute" in wanted:
+            workers.append(Worker("segmentation-recompute", self._run_recompute))
+        if "calendar" in wanted:
+            workers.append(Worker("segmentation-calendar", self._run_calendar))
+        if "consumer" in wanted:
+            workers.append(Worker("segmentation-consumer", self._run_consumer))
+        return workers
+
+    def _run_relay(self, stop: threading.Event) -> None:
+        publisher = self.transport.publisher()
+        tracking = relay_tracking(self.store.env())
+        try:
+            CustomerRelay(self.app, publisher, tracking).run(
+                stop, self.relay_waker, listen_dsn=self.store.postgres_dsn
+            )
+        finally:
+            publisher.close()
+            tracking.close()
+
+    def _run_recompute(self, stop: threading.Event) -> None:
+        listener: threading.Thread | None = None
+        channel = getattr(self.app.recorder, "channel_name", None)
+        if self.store.postgres_dsn and channel:
+            # Another process (the API) adopts the policy: its NOTIFY wakes this one.
+            listener = threading.Thread(
+                target=listen_for_saves,
+                args=(self.store.postgres_dsn, channel, self.recompute_waker, stop),
+                name="segmentation-recompute-listen",
+                daemon=True,
+            )
+            listener.start()
+
+        # The runner waits on its waker between jobs: a shutdown wakes it, not a poll.
+        def wake_on_stop() -> None:
+            stop.wait()
+            self.recompute_waker.notify()
+
+        threading.Thread(
+            target=wake_on_stop, name="segmentation-recompute-stop", daemon=True
+        ).start()
+        try:
+            RecomputeRunner(self.app).run_forever(stop, self.recompute_waker)
+        finally:
+            if listener is not None:
+                listener.join(timeout=5)
+
+    def _run_calendar(self, stop: threading.Event) -> None:
+        """Apply the agreement calendar at start and then once an hour: idempotent, so
+        several instances or a restart cost a few queries, never a second event."""
+        while not stop.is_set():
+            try:
+                result = self.app.apply_calendar(SERVICE_ACTOR)
+                log.info(
+                    "agreement calendar for %s: %d checked, %d changed",
+                    result.today,
+                    result.checked,
+                    result.changed,
+                )
+            except Exception:
+                log.exception("agreement calendar failed; trying again in an hour")
+            stop.wait(CALENDAR_INTERVAL)
+
+    def _run_consumer(self, stop: threading.Event) -> None:
+        """PLACEHOLDER for the attainment consumer (crm.activity.events.v1): not wired yet.
+
+        Until it is, it waits for `stop` and does nothing, so `--roles consumer` (and the
+        embedded default, which runs every role) starts cleanly.
+        """
+        log.warning("the segmentation consumer role is not wired yet; it does nothing")
+        stop.wait()
+
+    def close(self) -> None:
+        self.app.close()
