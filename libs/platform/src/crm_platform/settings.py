@@ -31,6 +31,12 @@ class RuntimeSettings(BaseSettings):
     data_dir: Path = Field(default=Path(".data"), description="CRM_DATA_DIR")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="CRM_MAX_BODY_BYTES")
     pool_size: int = Field(default=10, ge=1, description="CRM_POOL_SIZE: PostgreSQL connections")
+    schema_prefix: str = Field(
+        default="",
+        pattern=r"^[a-z0-9_]*$",
+        description="CRM_SCHEMA_PREFIX: put before each service's schema (one database "
+        "shared by several installations, or by test runs)",
+    )
 
     @property
     def production_settings_present(self) -> bool:

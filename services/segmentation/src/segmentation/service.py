@@ -12,24 +12,35 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
+import psycopg
+from crm_contracts.topics import ACTIVITY_EVENTS
 from crm_platform.auth import Authenticator, Principal, Role
+from crm_platform.errors import NotFound
 from crm_platform.eventstore import StoreLocation
 from crm_platform.follower import Waker, listen_for_saves
+from crm_platform.messaging import RetryPolicy
 from crm_platform.messaging.transport import Transport
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Worker
+from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI
 
-from segmentation.api import Attainment, SegmentationApi, create_app
+from segmentation.api import SegmentationApi, create_app
 from segmentation.application import SegmentationApplication, system_clock
+from segmentation.attainment import ActivityEventsConsumer
+from segmentation.attainment_api import attainment_router, customer_body
 from segmentation.recompute import RecomputeRunner
 from segmentation.relay import CustomerRelay, relay_tracking
+from segmentation.rules import local_date
 
 log = logging.getLogger(__name__)
 
 ROLES: Final = ("api", "relay", "recompute", "calendar", "consumer")
+CONSUMER_GROUP: Final = "segmentation.attainment"
+# A database that is down is waited out; the message is fine and must not be dead-lettered.
+INFRASTRUCTURE_ERRORS: Final = (OperationalError, InterfaceError, psycopg.OperationalError)
 CALENDAR_INTERVAL: Final = 3600.0  # seconds: agreements start and end on whole days
 # Who the background workers act as: the application lets services do what managers may.
 SERVICE_ACTOR: Final = Principal(
@@ -44,6 +55,7 @@ class SegmentationService:
     transport: Transport
     app: SegmentationApplication
     clock: Callable[[], datetime]
+    attainment: ActivityEventsConsumer
     relay_waker: Waker = field(default_factory=Waker)
     recompute_waker: Waker = field(default_factory=Waker)
 
@@ -65,11 +77,10 @@ class SegmentationService:
             recompute_waker.notify()
 
         app = SegmentationApplication(store.env(), clock=clock, on_saved=saved)
-        return cls(settings, store, transport, app, clock, relay_waker, recompute_waker)
+        attainment = ActivityEventsConsumer(store.env(), app)
+        return cls(settings, store, transport, app, clock, attainment, relay_waker, recompute_waker)
 
-    def api(
-        self, auth: Authenticator, *, root_path: str = "", attainment: Attainment | None = None
-    ) -> FastAPI:
+    def api(self, auth: Authenticator, *, root_path: str = "") -> FastAPI:
         checks = {
             "event_store": self.app.recorder.max_notification_id,
             "transport": self.transport.ping,
@@ -79,7 +90,8 @@ class SegmentationService:
             auth=auth,
             checks=checks,
             max_body_bytes=self.settings.max_body_bytes,
-            attainment=attainment,
+            attainment=self._this_year,
+            extra_routers=[attainment_router(self.attainment, self.app, auth, self.clock)],
         )
         return create_app(api, root_path=root_path)
 
@@ -150,14 +162,25 @@ class SegmentationService:
                 log.exception("agreement calendar failed; trying again in an hour")
             stop.wait(CALENDAR_INTERVAL)
 
-    def _run_consumer(self, stop: threading.Event) -> None:
-        """PLACEHOLDER for the attainment consumer (crm.activity.events.v1): not wired yet.
+    def _this_year(self, customer_id: str) -> dict[str, Any] | None:
+        now = self.clock()
+        try:
+            found = self.attainment.customer_attainment(customer_id, local_date(now).year, now)
+        except NotFound:
+            return None
+        return customer_body(found).model_dump(mode="json")
 
-        Until it is, it waits for `stop` and does nothing, so `--roles consumer` (and the
-        embedded default, which runs every role) starts cleanly.
-        """
-        log.warning("the segmentation consumer role is not wired yet; it does nothing")
-        stop.wait()
+    def _run_consumer(self, stop: threading.Event) -> None:
+        """Activity events → attainment counts (and discovery meetings → potentials)."""
+        policy = RetryPolicy(infrastructure=INFRASTRUCTURE_ERRORS)
+        consumer = self.transport.consumer(
+            [ACTIVITY_EVENTS], CONSUMER_GROUP, self.attainment.handle, policy=policy, stop=stop
+        )
+        try:
+            consumer.run(stop)
+        finally:
+            consumer.close()
 
     def close(self) -> None:
+        self.attainment.close()
         self.app.close()
