@@ -1,0 +1,106 @@
+"""Routes of the iCalendar feed: read an owner's feed, rotate its secret URL.
+
+No `from __future__ import annotations` here: FastAPI resolves `Annotated[..., Depends(x)]`
+hints at route definition time, and `x` is local to the factory.
+
+Who may read `GET /calendars/{owner}.ics`: whoever holds the owner's current token (the URL
+Outlook subscribes to, since a subscription cannot send headers), or an authenticated caller
+who may act for the owner (the owner, a manager, a service). A wrong or outdated token is
+answered 404, exactly like an owner who never had a feed: the answer must not tell a
+prober which owners exist.
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import quote
+
+from crm_platform.auth import Authenticator, AuthMode, Principal
+from crm_platform.http import ApiError, Forbidden, error_responses
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel
+
+from calendar_sync.feed import FeedStore
+from calendar_sync.ics import render_feed
+from calendar_sync.rules import mailbox_of
+
+ICS_MEDIA_TYPE = "text/calendar; charset=utf-8"
+
+
+class FeedToken(BaseModel):
+    owner: str
+    url: str
+    rotated_at: datetime
+
+
+def authenticate(auth: Authenticator, request: Request) -> Principal:
+    """The caller as the `principal` dependency would see them, resolved inside the route.
+
+    The feed route must also answer requests without credentials (a token in the URL), so
+    the principal cannot be a declared dependency: that would refuse them before the route
+    runs. The dependency's parameters differ by auth mode; they are passed by name here.
+    """
+    if auth.settings.mode is AuthMode.DEV:
+        return auth.principal(
+            request,
+            x_dev_user=request.headers.get("X-Dev-User"),
+            x_dev_roles=request.headers.get("X-Dev-Roles"),
+        )
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    credentials = (
+        HTTPAuthorizationCredentials(scheme=scheme, credentials=value.strip())
+        if scheme.lower() == "bearer" and value.strip()
+        else None
+    )
+    return auth.principal(request, credentials=credentials)
+
+
+def feed_router(
+    feed: FeedStore, auth: Authenticator, base_url: str, clock: Callable[[], datetime]
+) -> APIRouter:
+    router = APIRouter(tags=["calendar feed"])
+    Caller = Annotated[Principal, Depends(auth.principal)]
+    base = base_url.rstrip("/")
+
+    @router.get(
+        "/calendars/{owner}.ics",
+        response_class=Response,
+        responses={200: {"content": {"text/calendar": {}}}, **error_responses(401, 403, 404)},
+        summary="The owner's CRM activities as an iCalendar feed (RFC 5545)",
+    )
+    def calendar(
+        owner: str,
+        request: Request,
+        token: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Response:
+        mailbox = mailbox_of(owner)
+        if token is not None:
+            if not feed.token_matches(mailbox, token):
+                raise ApiError(404, "not_found", "There is no such calendar.")
+        elif not authenticate(auth, request).may_act_for(mailbox):
+            raise Forbidden("Only the owner, a sales manager or a service may read this feed.")
+        return Response(
+            render_feed(mailbox, feed.entries(mailbox)),
+            media_type=ICS_MEDIA_TYPE,
+            # The token is in the URL: keep shared caches from storing the answer.
+            headers={"Cache-Control": "private, no-store"},
+        )
+
+    @router.post(
+        "/calendars/{owner}/token",
+        responses=error_responses(403),
+        summary="Issue a new secret feed URL for Outlook; the previous one stops working",
+    )
+    def rotate(owner: str, caller: Caller) -> FeedToken:
+        mailbox = mailbox_of(owner)
+        if caller.user_id != mailbox and not caller.is_manager:
+            raise Forbidden("Only the owner or a sales manager may rotate the feed URL.")
+        token = feed.rotate_token(mailbox)
+        return FeedToken(
+            owner=mailbox,
+            url=f"{base}/calendars/{quote(mailbox, safe='@')}.ics?token={token}",
+            rotated_at=clock(),
+        )
+
+    return router

@@ -1,0 +1,99 @@
+"""Relays sync status changes to crm.calendar.sync.v1; the state rows are the outbox.
+
+Every commit of a row raises its `revision`; this relay publishes the rows whose
+`published` is behind, waits for the broker's acknowledgement, then records what it
+published. A crash in between publishes the same revision again (at-least-once); the
+CloudEvents id `<activity id>:<revision>` and the message's `version` let consumers drop
+the repeat. Only a row's latest state is published: a status is a state, not a history,
+so skipping an intermediate revision loses nothing (like the compacted customers topic).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from uuid import UUID
+
+from crm_contracts.calendar_sync import CalendarSyncStatus
+from crm_contracts.cloudevents import encode
+from crm_contracts.topics import CALENDAR_SYNC, SOURCE_CALENDAR_SYNC
+from crm_contracts.wire import WireMessage
+from crm_platform.follower import Waker
+from crm_platform.messaging import Publisher
+from pydantic import ValidationError
+
+from calendar_sync.metrics import SyncMetrics
+from calendar_sync.state import SyncRecord, SyncState
+
+log = logging.getLogger(__name__)
+
+ACTOR = "calendar-sync"
+
+
+def status_message(record: SyncRecord, revision: int) -> CalendarSyncStatus:
+    return CalendarSyncStatus(
+        activity_id=UUID(record.activity_id),
+        mailbox=record.mailbox,
+        status=record.status,
+        outlook_event_id=record.event_id,
+        activity_version=max(record.version, record.error_version or 0, 1),
+        error=(record.error or "")[:500] or None,
+        version=revision,
+        actor=ACTOR,
+        occurred_at=record.updated_at,
+    )
+
+
+class StatusRelay:
+    def __init__(
+        self,
+        state: SyncState,
+        publisher: Publisher,
+        metrics: SyncMetrics,
+        *,
+        topic: str = CALENDAR_SYNC,
+        batch_size: int = 200,
+    ) -> None:
+        self.state = state
+        self.publisher = publisher
+        self.metrics = metrics
+        self.topic = topic
+        self.batch_size = batch_size
+
+    def step(self) -> int:
+        """Publish one batch; returns how many rows it covered (0: nothing pending)."""
+        pending = self.state.unpublished(self.batch_size)
+        messages: list[WireMessage] = []
+        for record, revision in pending:
+            try:
+                status = status_message(record, revision)
+            except (ValidationError, ValueError) as error:
+                # Not publishable under the contract (e.g. an owner id that is no mailbox
+                # address): say so once and move on rather than block every later row.
+                log.error("status of %s cannot be published: %s", record.activity_id, error)
+                continue
+            messages.append(
+                encode(
+                    status,
+                    source=SOURCE_CALENDAR_SYNC,
+                    event_id=f"{record.activity_id}:{revision}",
+                    topic=self.topic,
+                )
+            )
+        if messages:
+            self.publisher.publish(messages)
+        if pending:
+            self.state.mark_published([(r.activity_id, rev) for r, rev in pending])
+        self.metrics.unpublished.set(self.state.unpublished_count())
+        return len(pending)
+
+    def run(self, stop: threading.Event, waker: Waker, poll_interval: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                if self.step():
+                    continue
+            except Exception:
+                log.exception("status relay failed; retrying")
+                stop.wait(poll_interval)
+                continue
+            waker.wait(poll_interval)

@@ -1,0 +1,263 @@
+"""Wiring calendar-sync from settings: state, calendar adapter, consumers, relay, API.
+
+One place builds everything, whichever way the service runs: both roles in one process
+(embedded), or one role per process in production (`api`, `consumer`). The `consumer` role
+runs the activity consumer(s), the customer-name consumer and the status relay.
+
+Decisions (the reasons are in the modules named):
+* cancellation removes the entry by default; `CALENDAR_SYNC_CANCEL_MODE=mark` keeps it as
+  "Aflyst: …", category Aflyst, free (rules.py);
+* an unknown customer name shows as the customer id and is fixed when the snapshot
+  arrives (consumers.py);
+* the feed omits cancelled entries in remove mode and marks them STATUS:CANCELLED in mark
+  mode (ics.py); a wrong feed token is 404, like a feed that does not exist (feed_api.py);
+* the calendar is called before the state commits; every call is idempotent (projector.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import psycopg
+from crm_contracts.topics import ACTIVITY_EVENTS, CALENDAR_SYNC, CUSTOMERS
+from crm_platform.auth import Authenticator
+from crm_platform.eventstore import StoreLocation
+from crm_platform.follower import Waker
+from crm_platform.messaging import RetryPolicy
+from crm_platform.messaging.transport import KafkaTransport, Transport
+from crm_platform.settings import RuntimeSettings
+from crm_platform.workers import Worker
+from eventsourcing.persistence import InterfaceError, OperationalError
+from fastapi import FastAPI
+
+from calendar_sync.api import SyncApi, create_app
+from calendar_sync.calendar import Calendar, GraphCalendarAdapter
+from calendar_sync.consumers import ActivityProjection, CustomerNames
+from calendar_sync.feed import FeedCalendar, FeedStore
+from calendar_sync.feed_api import feed_router
+from calendar_sync.graph import GraphCalendar, GraphUnreachable
+from calendar_sync.graph import RetryPolicy as GraphRetryPolicy
+from calendar_sync.graph_auth import (
+    ClientCredentialsTokenProvider,
+    MsalTokenProvider,
+    TokenError,
+    TokenProvider,
+)
+from calendar_sync.metrics import SyncMetrics
+from calendar_sync.projector import Projector
+from calendar_sync.reconcile import Reconciler
+from calendar_sync.relay import StatusRelay
+from calendar_sync.settings import CalendarSyncSettings, GraphSettings
+from calendar_sync.state import SyncState
+
+log = logging.getLogger(__name__)
+
+ROLES = ("api", "consumer")
+STORE_NAME = "calendar_sync"
+# Waited out without bound: the message is fine, the world around it is not (a database
+# that is down, no token from the identity platform, Graph not answering at all), and
+# dead-lettering every message meanwhile would lose them.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    TokenError,
+    GraphUnreachable,
+)
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic and consumer-group names (tests use unique ones)."""
+
+    activities: str = ACTIVITY_EVENTS
+    customers: str = CUSTOMERS
+    status: str = CALENDAR_SYNC
+    group: str = "calendar-sync"
+
+
+def graph_calendar(graph: GraphSettings, metrics: SyncMetrics) -> GraphCalendarAdapter:
+    """The Graph adapter; builds nothing that talks to the network yet."""
+    assert graph.client_id
+    assert graph.tenant_id
+    assert graph.client_secret
+    secret = graph.client_secret.get_secret_value()
+    tokens: TokenProvider
+    if graph.token_url:
+        tokens = ClientCredentialsTokenProvider(graph.token_url, graph.client_id, secret)
+    else:
+        tokens = MsalTokenProvider(
+            graph.tenant_id, graph.client_id, secret, authority_host=graph.authority_host
+        )
+    http = httpx.Client(
+        timeout=graph.timeout_seconds, event_hooks={"response": [metrics.observe_graph]}
+    )
+    client = GraphCalendar(
+        tokens,
+        base_url=graph.base_url,
+        http=http,
+        retry=GraphRetryPolicy(max_attempts=graph.max_attempts),
+    )
+    return GraphCalendarAdapter(client)
+
+
+@dataclass
+class CalendarSyncService:
+    settings: RuntimeSettings
+    options: CalendarSyncSettings
+    store: StoreLocation
+    transport: Transport
+    state: SyncState
+    feed: FeedStore | None
+    calendar: Calendar
+    projector: Projector
+    metrics: SyncMetrics
+    topics: Topics
+    policy: RetryPolicy
+    clock: Callable[[], datetime]
+    waker: Waker
+
+    @classmethod
+    def build(
+        cls,
+        settings: RuntimeSettings,
+        transport: Transport,
+        options: CalendarSyncSettings | None = None,
+        *,
+        graph: GraphSettings | None = None,
+        calendar: Calendar | None = None,
+        topics: Topics | None = None,
+        policy: RetryPolicy | None = None,
+        store: StoreLocation | None = None,
+        clock: Callable[[], datetime] = system_clock,
+    ) -> CalendarSyncService:
+        """`calendar` wins; else Graph when `graph` is configured; else the iCalendar feed.
+
+        `store` defaults to the service's own SQLite file or PostgreSQL schema.
+        """
+        options = options or CalendarSyncSettings()
+        store = store or settings.store(STORE_NAME)
+        store.ensure_schema()
+        env = store.env()
+        waker = Waker()
+        state = SyncState(env, on_saved=waker.notify)
+        metrics = SyncMetrics()
+        feed: FeedStore | None = None
+        if calendar is None:
+            if graph is not None and graph.configured:
+                calendar = graph_calendar(graph, metrics)
+            else:
+                feed = FeedStore(env, clock=clock)
+                calendar = FeedCalendar(feed)
+        elif isinstance(calendar, FeedCalendar):
+            feed = calendar.store
+        projector = Projector(state, calendar, options.cancel_mode, clock)
+        policy = policy or RetryPolicy(
+            max_attempts=options.max_attempts, infrastructure=INFRASTRUCTURE_ERRORS
+        )
+        return cls(
+            settings,
+            options,
+            store,
+            transport,
+            state,
+            feed,
+            calendar,
+            projector,
+            metrics,
+            topics or Topics(),
+            policy,
+            clock,
+            waker,
+        )
+
+    # --- API ------------------------------------------------------------------------------
+    def checks(self) -> dict[str, Callable[[], object]]:
+        return {
+            "state": lambda: self.state.position(self.topics.activities),
+            "transport": self.transport.ping,
+        }
+
+    def api(self, auth: Authenticator, *, root_path: str = "") -> FastAPI:
+        routers = []
+        if self.feed is not None:
+            routers.append(feed_router(self.feed, auth, self.options.feed_base_url, self.clock))
+        api = SyncApi(
+            state=self.state,
+            reconciler=Reconciler(self.projector, self.metrics, self.clock),
+            auth=auth,
+            metrics=self.metrics,
+            checks=self.checks(),
+            extra_routers=routers,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
+        return create_app(api, root_path=root_path)
+
+    # --- workers --------------------------------------------------------------------------
+    def activity_handler(self) -> ActivityProjection:
+        return ActivityProjection(self.projector, self.metrics, self.clock)
+
+    def workers(self, roles: Iterable[str]) -> list[Worker]:
+        if "consumer" not in set(roles):
+            return []
+        # The in-process broker has one member per group; Kafka spreads partitions.
+        members = self.options.consumers if isinstance(self.transport, KafkaTransport) else 1
+        workers = [
+            Worker(f"calendar-sync-activities-{n}", self.run_activities) for n in range(members)
+        ]
+        workers.append(Worker("calendar-sync-customers", self.run_customers))
+        workers.append(Worker("calendar-sync-status-relay", self.run_relay))
+        return workers
+
+    def run_activities(self, stop: threading.Event) -> None:
+        consumer = self.transport.consumer(
+            [self.topics.activities],
+            f"{self.topics.group}.activities",
+            self.activity_handler().handle,
+            policy=self.policy,
+            stop=stop,
+        )
+        try:
+            consumer.run(stop)
+        finally:
+            consumer.close()
+
+    def run_customers(self, stop: threading.Event) -> None:
+        # Names that came while no refresh could run (a crash, a failing calendar) first.
+        self.projector.refresh_names()
+        consumer = self.transport.consumer(
+            [self.topics.customers],
+            f"{self.topics.group}.customers",
+            CustomerNames(self.projector).handle,
+            policy=self.policy,
+            stop=stop,
+        )
+        try:
+            consumer.run(stop)
+        finally:
+            consumer.close()
+
+    def run_relay(self, stop: threading.Event) -> None:
+        publisher = self.transport.publisher()
+        try:
+            StatusRelay(self.state, publisher, self.metrics, topic=self.topics.status).run(
+                stop, self.waker
+            )
+        finally:
+            publisher.close()
+
+    def close(self) -> None:
+        if isinstance(self.calendar, GraphCalendarAdapter):
+            self.calendar.client.close()
+        if self.feed is not None:
+            self.feed.close()
+        self.state.close()
