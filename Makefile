@@ -23,10 +23,11 @@ uv:
 sync: uv  ## install the workspace into .venv from uv.lock
 	$(UV) sync --frozen --python 3.11
 
-lint: sync  ## ruff, and mypy on the contracts and the domain modules
+lint: sync  ## ruff, and mypy (strict) on every source package
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy contracts/src libs/platform/src $(wildcard services/*/src/*/domain.py)
+	$(RUN) mypy contracts/src libs/platform/src services/activity/src services/segmentation/src \
+		services/calendar-sync/src
 
 fmt: sync  ## format and autofix
 	$(RUN) ruff format .
