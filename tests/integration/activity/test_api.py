@@ -91,6 +91,7 @@ BAD_INPUT = [
     ("agenda over 10,000", {"agenda": "x" * 10_001}, "validation_error", "body.agenda"),
     ("naive time", {"starts_at": "2026-03-05T10:00:00"}, "validation_error", "body.starts_at"),
     ("unknown field", {"colour": "red"}, "validation_error", "body.colour"),
+    ("owner over 100", {"owner": "a" * 96 + "@x.dk"}, "validation_error", "body.owner"),
 ]
 
 

@@ -11,7 +11,6 @@ from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReaso
 from crm_contracts.primitives import (
     FILENAME_MAX,
     ID_MAX,
-    MAILBOX_MAX,
     MEDIA_TYPE_MAX,
     NOTE_MAX,
     REASON_MAX,
@@ -25,7 +24,8 @@ from activity.domain import Activity
 from activity.rules import STOCK_PHRASES, VALUABLE_NOTE_MIN_CHARS
 
 CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=r"^\S+$")]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=MAILBOX_MAX, pattern=r"^\S+$")]
+# The contracts carry owners as `Id` (100 characters); a longer one could never be published.
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=r"^\S+$")]
 Subject = Annotated[str, StringConstraints(min_length=1, max_length=SUBJECT_MAX)]
 Note = Annotated[str, StringConstraints(max_length=NOTE_MAX)]
 Reason = Annotated[str, StringConstraints(max_length=REASON_MAX)]

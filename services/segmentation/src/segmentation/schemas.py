@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from crm_contracts.enums import Segment
-from crm_contracts.primitives import MAILBOX_MAX
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 from segmentation.domain import Customer
@@ -21,7 +20,8 @@ from segmentation.registry import RowValues
 from segmentation.rules import ID_MAX, MONEY_MAX, NAME_MAX, NOTE_MAX, PotentialSource
 
 CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=r"^\S+$")]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=MAILBOX_MAX, pattern=r"^\S+$")]
+# The contracts carry owners as `Id` (100 characters); a longer one could never be published.
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=r"^\S+$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX)]
 Cvr = Annotated[str, StringConstraints(pattern=r"^\d{8}$")]
 Note = Annotated[str, StringConstraints(max_length=NOTE_MAX)]
