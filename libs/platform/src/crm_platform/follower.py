@@ -112,10 +112,36 @@ class LogFollower:
         return max(self.app.recorder.max_notification_id() or 0, 0) - self.position
 
     def run(
-        self, stop: threading.Event, waker: Waker | None = None, poll_interval: float = 1.0
+        self,
+        stop: threading.Event,
+        waker: Waker | None = None,
+        poll_interval: float = 1.0,
+        *,
+        listen_dsn: str | None = None,
     ) -> None:
-        """Follow until `stop`; a failing batch is logged and tried again after a pause."""
+        """Follow until `stop`; a failing batch is logged and tried again after a pause.
+
+        Woken by `waker` (embedded: the application's `on_saved`) and, given `listen_dsn` on
+        PostgreSQL, by the NOTIFY every save sends; polling covers a lost wake-up.
+        """
         waker = waker or Waker()
+        listener: threading.Thread | None = None
+        channel: str | None = getattr(self.app.recorder, "channel_name", None)
+        if listen_dsn is not None and channel is not None:
+            listener = threading.Thread(
+                target=listen_for_saves,
+                daemon=True,
+                name=f"{self.source}-listen",
+                args=(listen_dsn, channel, waker, stop),
+            )
+            listener.start()
+        try:
+            self._follow(stop, waker, poll_interval)
+        finally:
+            if listener is not None:
+                listener.join(timeout=5)
+
+    def _follow(self, stop: threading.Event, waker: Waker, poll_interval: float) -> None:
         while not stop.is_set():
             try:
                 if self.step():

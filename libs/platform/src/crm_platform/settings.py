@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm_platform.eventstore import StoreLocation
+from crm_platform.messaging.transport import InProcessTransport, KafkaTransport, Transport
 
 
 class RuntimeSettings(BaseSettings):
@@ -57,3 +58,9 @@ class RuntimeSettings(BaseSettings):
     def transport_path(self) -> Path:
         """The in-process transport's log, shared by the services of one embedded process."""
         return self.data_dir / "transport.sqlite"
+
+    def transport(self, client_id: str) -> Transport:
+        """Kafka when brokers are configured, else the in-process log under CRM_DATA_DIR."""
+        if self.kafka_bootstrap:
+            return KafkaTransport(self.kafka_bootstrap, client_id=client_id)
+        return InProcessTransport.at(self.transport_path)

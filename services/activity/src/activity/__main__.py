@@ -15,7 +15,6 @@ import threading
 import uvicorn
 from crm_platform.auth import Authenticator, AuthSettings, ConfigurationError
 from crm_platform.logs import CorrelationId, configure_logging
-from crm_platform.messaging.transport import InProcessTransport, KafkaTransport, Transport
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Supervisor
 
@@ -25,15 +24,9 @@ from activity.service import ROLES, ActivityService
 log = logging.getLogger("activity")
 
 
-def transport_for(settings: RuntimeSettings, client_id: str) -> Transport:
-    if settings.kafka_bootstrap:
-        return KafkaTransport(settings.kafka_bootstrap, client_id=client_id)
-    return InProcessTransport.at(settings.transport_path)
-
-
 def serve(roles: list[str], host: str, port: int) -> None:
     settings = RuntimeSettings()
-    service = ActivityService.build(settings, transport_for(settings, "activity"))
+    service = ActivityService.build(settings, settings.transport("activity"))
     supervisor = Supervisor(service.workers(roles))
     supervisor.start()
     try:

@@ -39,7 +39,7 @@ from crm_contracts.cloudevents import encode
 from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason
 from crm_contracts.topics import ACTIVITY_EVENTS, SOURCE_ACTIVITY
 from crm_contracts.wire import WireMessage
-from crm_platform.follower import Batch, LogFollower, Waker, listen_for_saves
+from crm_platform.follower import Batch, LogFollower, Waker
 from crm_platform.messaging import Publisher
 from crm_platform.sqlview import SqlView
 from eventsourcing.domain import Aggregate
@@ -319,25 +319,8 @@ class ActivityRelay:
         Polling every `poll_interval` covers a lost wake-up. A failed batch (e.g. a
         `PublishError`) is logged and tried again; the position does not move past it.
         """
-        waker = waker or Waker()
-        listener: threading.Thread | None = None
-        channel: str | None = getattr(self.app.recorder, "channel_name", None)
-        if listen_dsn is not None and channel is not None:
-            listener = threading.Thread(
-                target=listen_for_saves,
-                args=(listen_dsn, channel, waker, stop),
-                name="activity-relay-listen",
-                daemon=True,
-            )
-            listener.start()
-        elif listen_dsn is not None:
-            log.warning("the event store sends no notifications; the relay polls")
         log.info("relaying activity events to %s", self.topic)
-        try:
-            self._follower.run(stop, waker, poll_interval)
-        finally:
-            if listener is not None:
-                listener.join(timeout=5)
+        self._follower.run(stop, waker, poll_interval, listen_dsn=listen_dsn)
 
     def _deliver(self, batch: Batch) -> None:
         messages = [to_wire(self._message(event), topic=self.topic) for _, event in batch]

@@ -17,7 +17,7 @@ import psycopg
 from crm_contracts.topics import CUSTOMERS
 from crm_platform.auth import Authenticator
 from crm_platform.eventstore import StoreLocation
-from crm_platform.follower import Waker, listen_for_saves
+from crm_platform.follower import Waker
 from crm_platform.messaging import RetryPolicy
 from crm_platform.messaging.transport import Transport
 from crm_platform.settings import RuntimeSettings
@@ -109,17 +109,9 @@ class ActivityService:
             tracking.close()
 
     def _run_projector(self, stop: threading.Event) -> None:
-        waker = self.wakers[1]
-        listener = None
-        channel = getattr(self.app.recorder, "channel_name", None)
-        if self.store.postgres_dsn and channel:
-            listener = threading.Thread(
-                target=listen_for_saves,
-                daemon=True,
-                args=(self.store.postgres_dsn, channel, waker, stop),
-            )
-            listener.start()
-        follower(self.app, self.read_model).run(stop, waker)
+        follower(self.app, self.read_model).run(
+            stop, self.wakers[1], listen_dsn=self.store.postgres_dsn
+        )
 
     def _run_consumer(self, stop: threading.Event) -> None:
         policy = RetryPolicy(infrastructure=INFRASTRUCTURE_ERRORS)

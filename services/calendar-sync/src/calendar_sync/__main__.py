@@ -14,7 +14,6 @@ import logging
 import uvicorn
 from crm_platform.auth import Authenticator, AuthSettings, ConfigurationError
 from crm_platform.logs import CorrelationId, configure_logging
-from crm_platform.messaging.transport import InProcessTransport, KafkaTransport, Transport
 from crm_platform.ops import ops_router
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Supervisor
@@ -24,12 +23,6 @@ from calendar_sync.service import ROLES, CalendarSyncService
 from calendar_sync.settings import CalendarSyncSettings, GraphSettings
 
 log = logging.getLogger("calendar_sync")
-
-
-def transport_for(settings: RuntimeSettings, client_id: str) -> Transport:
-    if settings.kafka_bootstrap:
-        return KafkaTransport(settings.kafka_bootstrap, client_id=client_id)
-    return InProcessTransport.at(settings.transport_path)
 
 
 def serve(roles: list[str], host: str, port: int) -> None:
@@ -44,7 +37,7 @@ def serve(roles: list[str], host: str, port: int) -> None:
     )
     service = CalendarSyncService.build(
         settings,
-        transport_for(settings, "calendar-sync"),
+        settings.transport("calendar-sync"),
         CalendarSyncSettings(),
         graph=GraphSettings(),
     )

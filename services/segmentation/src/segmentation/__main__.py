@@ -20,7 +20,6 @@ import uvicorn
 from crm_platform.auth import Authenticator, AuthSettings, ConfigurationError
 from crm_platform.eventstore import StoreLocation
 from crm_platform.logs import CorrelationId, configure_logging
-from crm_platform.messaging.transport import InProcessTransport, KafkaTransport, Transport
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Supervisor
 
@@ -29,12 +28,6 @@ from segmentation.imports import CustomerImport
 from segmentation.service import ROLES, SERVICE_ACTOR, SegmentationService
 
 log = logging.getLogger("segmentation")
-
-
-def transport_for(settings: RuntimeSettings, client_id: str) -> Transport:
-    if settings.kafka_bootstrap:
-        return KafkaTransport(settings.kafka_bootstrap, client_id=client_id)
-    return InProcessTransport.at(settings.transport_path)
 
 
 def serve(roles: list[str], host: str, port: int) -> None:
@@ -47,7 +40,7 @@ def serve(roles: list[str], host: str, port: int) -> None:
         if "api" in roles
         else None
     )
-    service = SegmentationService.build(settings, transport_for(settings, "segmentation"))
+    service = SegmentationService.build(settings, settings.transport("segmentation"))
     supervisor = Supervisor(service.workers(roles))
     supervisor.start()
     try:

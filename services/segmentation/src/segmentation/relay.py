@@ -26,7 +26,7 @@ from crm_contracts.cloudevents import encode
 from crm_contracts.customer import CustomerSnapshot
 from crm_contracts.topics import CUSTOMERS, SOURCE_SEGMENTATION
 from crm_contracts.wire import WireMessage
-from crm_platform.follower import Batch, LogFollower, Waker, listen_for_saves
+from crm_platform.follower import Batch, LogFollower, Waker
 from crm_platform.messaging import Publisher
 from crm_platform.sqlview import SqlView
 from eventsourcing.domain import Aggregate
@@ -150,23 +150,8 @@ class CustomerRelay:
         """Relay until `stop`: woken by `waker` (embedded: the application's `on_saved`) and,
         given `listen_dsn` on PostgreSQL, by the NOTIFY of every save; polling every
         `poll_interval` covers a lost wake-up. A failed batch is retried, never skipped."""
-        waker = waker or Waker()
-        listener: threading.Thread | None = None
-        channel: str | None = getattr(self.app.recorder, "channel_name", None)
-        if listen_dsn is not None and channel is not None:
-            listener = threading.Thread(
-                target=listen_for_saves,
-                args=(listen_dsn, channel, waker, stop),
-                name="segmentation-relay-listen",
-                daemon=True,
-            )
-            listener.start()
         log.info("relaying customer snapshots to %s", self.topic)
-        try:
-            self._follower.run(stop, waker, poll_interval)
-        finally:
-            if listener is not None:
-                listener.join(timeout=5)
+        self._follower.run(stop, waker, poll_interval, listen_dsn=listen_dsn)
 
     def _deliver(self, batch: Batch) -> None:
         try:
