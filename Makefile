@@ -27,7 +27,7 @@ lint: sync  ## ruff, and mypy (strict) on every source package
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy contracts/src libs/platform/src services/activity/src services/segmentation/src \
-		services/calendar-sync/src
+		services/calendar-sync/src apps/embedded/src
 
 fmt: sync  ## format and autofix
 	$(RUN) ruff format .
@@ -64,6 +64,5 @@ k8s-check:  ## render the k8s overlays, validate them (kubeconform -strict), lin
 test: sync lint contracts-check k8s-check up  ## everything CI runs: lint, drift, k8s, all tests
 	$(RUN) pytest tests
 
-run: sync  ## the system on its embedded default (SQLite under .data/, in-process transport)
-	@echo "Activity API on http://127.0.0.1:8000/docs (dev auth: X-Dev-User, X-Dev-Roles headers)"
-	AUTH_MODE=dev CRM_DATA_DIR=.data $(RUN) python -m activity serve --host 127.0.0.1 --port 8000
+run: sync  ## the whole system in one process on :8000 (SQLite under .data/, in-process, .ics)
+	AUTH_MODE=dev CRM_DATA_DIR=.data $(RUN) python -m crm_embedded --host 127.0.0.1 --port 8000

@@ -1,0 +1,1 @@
+"""The whole CRM activity backbone in one process (the embedded default of `make run`)."""

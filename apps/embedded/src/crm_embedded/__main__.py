@@ -1,0 +1,99 @@
+"""`python -m crm_embedded`: all three services in one process, on one port.
+
+SQLite files and the in-process transport under CRM_DATA_DIR, the iCalendar feed as the
+calendar, every API under its prefix (`/activity`, `/segmentation`, `/calendar-sync`, each
+with its own `/docs`), and every relay and consumer in supervised threads. One transport
+object is shared, so a save in one service wakes the consumers of the others at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+from activity.service import ROLES as ACTIVITY_ROLES
+from activity.service import ActivityService
+from calendar_sync.service import ROLES as CALENDAR_ROLES
+from calendar_sync.service import CalendarSyncService
+from calendar_sync.settings import CalendarSyncSettings, GraphSettings
+from crm_platform.auth import Authenticator, AuthSettings, ConfigurationError
+from crm_platform.logs import CorrelationId, configure_logging
+from crm_platform.settings import RuntimeSettings
+from crm_platform.workers import Supervisor
+from fastapi import FastAPI
+from segmentation.service import ROLES as SEGMENTATION_ROLES
+from segmentation.service import SegmentationService
+
+log = logging.getLogger("crm_embedded")
+
+
+def serve(host: str, port: int) -> None:
+    settings = RuntimeSettings()
+    auth = Authenticator(
+        AuthSettings(), production_settings_present=settings.production_settings_present
+    )
+    transport = settings.transport("embedded")
+    activity = ActivityService.build(settings, transport)
+    segmentation = SegmentationService.build(settings, transport)
+    calendar = CalendarSyncService.build(
+        settings, transport, CalendarSyncSettings(), graph=GraphSettings()
+    )
+    supervisor = Supervisor(
+        [
+            *activity.workers(ACTIVITY_ROLES),
+            *segmentation.workers(SEGMENTATION_ROLES),
+            *calendar.workers(CALENDAR_ROLES),
+        ]
+    )
+    root = FastAPI(title="CRM activity backbone", docs_url=None, redoc_url=None, openapi_url=None)
+    root.mount("/activity", activity.api(auth))
+    root.mount("/segmentation", segmentation.api(auth))
+    root.mount("/calendar-sync", calendar.api(auth))
+
+    @root.get("/")
+    def index() -> dict[str, object]:
+        return {
+            "services": {
+                name: {"api": f"/{name}", "docs": f"/{name}/docs"}
+                for name in ("activity", "segmentation", "calendar-sync")
+            }
+        }
+
+    root.add_middleware(CorrelationId)
+    base = f"http://{host}:{port}"
+    print(
+        f"CRM activity backbone on {base}\n"
+        f"  activity      {base}/activity/docs\n"
+        f"  segmentation  {base}/segmentation/docs\n"
+        f"  calendar-sync {base}/calendar-sync/docs  (feeds: /calendar-sync/calendars/"
+        "<owner>.ics)\n"
+        "  dev auth: send X-Dev-User: <user id> and X-Dev-Roles: consultant|sales_manager\n"
+        f"  data in {settings.data_dir.resolve()}; Ctrl-C stops",
+        flush=True,
+    )
+    supervisor.start()
+    try:
+        uvicorn.run(root, host=host, port=port, log_config=None)
+    finally:
+        supervisor.stop()
+        for service in (calendar, segmentation, activity):
+            service.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crm_embedded")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    configure_logging()
+    try:
+        serve(args.host, args.port)
+    except ConfigurationError as error:
+        log.critical("cannot start: %s", error)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
