@@ -16,7 +16,6 @@ an eviction) it loads the activity as it was just before the event from the stor
 from __future__ import annotations
 
 import logging
-import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from decimal import Decimal
@@ -39,8 +38,9 @@ from crm_contracts.cloudevents import encode
 from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason
 from crm_contracts.topics import ACTIVITY_EVENTS, SOURCE_ACTIVITY
 from crm_contracts.wire import WireMessage
-from crm_platform.follower import Batch, LogFollower, Waker
+from crm_platform.follower import Batch
 from crm_platform.messaging import Publisher
+from crm_platform.relay import Relay
 from crm_platform.sqlview import SqlView
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
@@ -266,7 +266,7 @@ class ActivityStates:
 # -- the relay -------------------------------------------------------------------------------
 
 
-class ActivityRelay:
+class ActivityRelay(Relay):
     """Publishes the activity events of `app`'s log on `topic`, at least once, in log order."""
 
     def __init__(
@@ -279,55 +279,13 @@ class ActivityRelay:
         batch_size: int = 500,
         cache_size: int = 10_000,
     ) -> None:
-        self.app = app
-        self.topic = topic
-        self._publisher = publisher
-        self._states = ActivityStates(app, cache_size)
-        self._follower = LogFollower(
-            app, tracking, deliver=self._deliver, topics=RELAYED_TOPICS, batch_size=batch_size
+        super().__init__(
+            app, publisher, tracking, topic=topic, topics=RELAYED_TOPICS, batch_size=batch_size
         )
+        self._states = ActivityStates(app, cache_size)
 
-    @property
-    def position(self) -> int:
-        """The last notification id known to be on the topic (0: nothing yet)."""
-        return int(self._follower.position)
-
-    def lag(self) -> int:
-        """How many notification ids (of any aggregate) lie beyond the position."""
-        return int(self._follower.lag())
-
-    def step(self) -> int:
-        """Publish one batch and track it; returns how many events it held (0: caught up)."""
-        return int(self._follower.step())
-
-    def catch_up(self) -> int:
-        """Publish everything recorded so far; returns how many events went out."""
-        return int(self._follower.catch_up())
-
-    def run(
-        self,
-        stop: threading.Event,
-        waker: Waker | None = None,
-        *,
-        listen_dsn: str | None = None,
-        poll_interval: float = 1.0,
-    ) -> None:
-        """Relay until `stop` is set.
-
-        Woken by `waker` (the embedded mode passes `waker.notify` to the application as
-        `on_saved`) and, given `listen_dsn` on PostgreSQL, by the NOTIFY every save sends.
-        Polling every `poll_interval` covers a lost wake-up. A failed batch (e.g. a
-        `PublishError`) is logged and tried again; the position does not move past it.
-        """
-        log.info("relaying activity events to %s", self.topic)
-        self._follower.run(stop, waker, poll_interval, listen_dsn=listen_dsn)
-
-    def _deliver(self, batch: Batch) -> None:
-        messages = [to_wire(self._message(event), topic=self.topic) for _, event in batch]
-        # Returns only once the broker has acknowledged every message; raising here leaves
-        # the position where it was, so the same batch (same ce_ids) comes again.
-        self._publisher.publish(messages)
-        log.debug("published %d activity events up to notification %d", len(batch), batch[-1][0].id)
+    def messages(self, batch: Batch) -> list[WireMessage]:
+        return [to_wire(self._message(event), topic=self.topic) for _, event in batch]
 
     def _message(self, event: Aggregate.Event) -> ActivityEvent:
         before = self._states.before(event)

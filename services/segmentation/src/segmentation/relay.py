@@ -16,7 +16,6 @@ eviction) the customer is loaded at the event's version from the store.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Final
@@ -26,8 +25,9 @@ from crm_contracts.cloudevents import encode
 from crm_contracts.customer import CustomerSnapshot
 from crm_contracts.topics import CUSTOMERS, SOURCE_SEGMENTATION
 from crm_contracts.wire import WireMessage
-from crm_platform.follower import Batch, LogFollower, Waker
+from crm_platform.follower import Batch
 from crm_platform.messaging import Publisher
+from crm_platform.relay import Relay
 from crm_platform.sqlview import SqlView
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
@@ -103,7 +103,7 @@ class CustomerStates:
             self._cache.popitem(last=False)
 
 
-class CustomerRelay:
+class CustomerRelay(Relay):
     """Publishes a snapshot per customer event of `app`'s log on `topic`, at least once."""
 
     def __init__(
@@ -116,54 +116,19 @@ class CustomerRelay:
         batch_size: int = 500,
         cache_size: int = 10_000,
     ) -> None:
-        self.app = app
-        self.topic = topic
-        self._publisher = publisher
-        self._states = CustomerStates(app, cache_size)
-        self._follower = LogFollower(
-            app, tracking, deliver=self._deliver, topics=RELAYED_TOPICS, batch_size=batch_size
+        super().__init__(
+            app, publisher, tracking, topic=topic, topics=RELAYED_TOPICS, batch_size=batch_size
         )
+        self._states = CustomerStates(app, cache_size)
 
-    @property
-    def position(self) -> int:
-        """The last notification id known to be on the topic (0: nothing yet)."""
-        return int(self._follower.position)
-
-    def lag(self) -> int:
-        return int(self._follower.lag())
-
-    def step(self) -> int:
-        """Publish one batch and track it; returns how many events it held (0: caught up)."""
-        return int(self._follower.step())
-
-    def catch_up(self) -> int:
-        return int(self._follower.catch_up())
-
-    def run(
-        self,
-        stop: threading.Event,
-        waker: Waker | None = None,
-        *,
-        listen_dsn: str | None = None,
-        poll_interval: float = 1.0,
-    ) -> None:
-        """Relay until `stop`: woken by `waker` (embedded: the application's `on_saved`) and,
-        given `listen_dsn` on PostgreSQL, by the NOTIFY of every save; polling every
-        `poll_interval` covers a lost wake-up. A failed batch is retried, never skipped."""
-        log.info("relaying customer snapshots to %s", self.topic)
-        self._follower.run(stop, waker, poll_interval, listen_dsn=listen_dsn)
-
-    def _deliver(self, batch: Batch) -> None:
+    def messages(self, batch: Batch) -> list[WireMessage]:
         try:
-            messages = [to_wire(self._snapshot(event), topic=self.topic) for _, event in batch]
+            return [to_wire(self._snapshot(event), topic=self.topic) for _, event in batch]
         except Exception:
             # The cache may hold states rolled forward past a batch that will come again.
             for _, event in batch:
                 self._states.forget(event.originator_id)
             raise
-        # Returns once the broker has acknowledged every message; raising leaves the position.
-        self._publisher.publish(messages)
-        log.debug("published %d customer snapshots up to %d", len(batch), batch[-1][0].id)
 
     def _snapshot(self, event: Aggregate.Event) -> CustomerSnapshot:
         customer = self._states.after(event)
