@@ -11,7 +11,7 @@ RUN := $(UV) run --frozen
 LOCAL := deploy/local
 
 .PHONY: help uv sync lint fmt typecheck contracts contracts-check up down status \
-	test test-unit test-integration run k8s-check
+	test test-unit test-integration run k8s-check infra demo bench bench-quick
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,7 +27,7 @@ lint: sync  ## ruff, and mypy (strict) on every source package
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy contracts/src libs/platform/src services/activity/src services/segmentation/src \
-		services/calendar-sync/src apps/embedded/src
+		services/calendar-sync/src apps/embedded/src apps/devstack/src apps/demo/src bench/src
 
 fmt: sync  ## format and autofix
 	$(RUN) ruff format .
@@ -39,30 +39,45 @@ contracts: sync  ## regenerate the committed JSON Schemas and AsyncAPI documents
 contracts-check: sync  ## fail when the committed schemas differ from the models
 	$(RUN) python -m crm_contracts.generate --check
 
-up:  ## start PostgreSQL and Kafka locally and print their connection strings
+infra:  ## start PostgreSQL and Kafka locally and print their connection strings
 	@bash $(LOCAL)/require.sh
 	@echo "PostgreSQL: $$(bash $(LOCAL)/postgres.sh up | tail -n 1)"
 	@echo "Kafka:      $$(bash $(LOCAL)/kafka.sh up | tail -n 1)"
 
-down:  ## stop everything `make up` started
+up: sync infra  ## production-like: PostgreSQL, Kafka, then each service's processes on own ports
+	$(RUN) python -m crm_devstack up
+
+down:  ## stop everything `make up` (or `make infra`) started
+	-@$(RUN) python -m crm_devstack down
 	-@bash $(LOCAL)/kafka.sh down
 	-@bash $(LOCAL)/postgres.sh down
 
-status:  ## are the local servers running?
+status:  ## what is running?
 	-@bash $(LOCAL)/postgres.sh status
 	-@bash $(LOCAL)/kafka.sh status
+	-@$(RUN) python -m crm_devstack status
+
+demo: sync  ## play the sales guide over HTTP against `make run` (or `make up`); see README
+	$(RUN) python -m crm_demo
 
 test-unit: sync  ## tests that need nothing running
 	$(RUN) pytest tests/unit tests/contracts
 
-test-integration: sync up  ## tests against the real PostgreSQL and Kafka
+test-integration: sync infra  ## tests against the real PostgreSQL and Kafka
 	$(RUN) pytest tests/integration
 
 k8s-check:  ## render the k8s overlays, validate them (kubeconform -strict), lint the Dockerfile
 	bash deploy/tools/k8s-check.sh
 
-test: sync lint contracts-check k8s-check up  ## everything CI runs: lint, drift, k8s, all tests
+test: sync lint contracts-check k8s-check infra  ## everything CI runs: lint, drift, k8s, all tests
 	$(RUN) pytest tests
+	$(RUN) python -m crm_bench --quick --results .cache/bench-quick
+
+bench: sync infra  ## every benchmark with its same-run baseline: bench/results/*.json, bench/RESULTS.md
+	$(RUN) python -m crm_bench
+
+bench-quick: sync infra  ## the benchmarks at small sizes (seconds each), to keep the code working
+	$(RUN) python -m crm_bench --quick --results .cache/bench-quick
 
 run: sync  ## the whole system in one process on :8000 (SQLite under .data/, in-process, .ics)
 	AUTH_MODE=dev CRM_DATA_DIR=.data $(RUN) python -m crm_embedded --host 127.0.0.1 --port 8000

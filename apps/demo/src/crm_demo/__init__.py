@@ -1,0 +1,1 @@
+"""`make demo`: plays the sales guide against a running system over HTTP."""

@@ -1,0 +1,1 @@
+"""`make bench`: speed, scale and memory, each against a baseline in the same run."""
