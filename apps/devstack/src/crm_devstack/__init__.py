@@ -1,1 +1,1 @@
-"""`make up`: the production-like mode on one machine (each service's processes, a local token issuer)."""
+"""`make up`: the production-like mode on one machine (each service's processes, a token issuer)."""

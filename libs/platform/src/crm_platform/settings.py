@@ -35,8 +35,8 @@ class RuntimeSettings(BaseSettings):
     schema_prefix: str = Field(
         default="",
         pattern=r"^[a-z0-9_]*$",
-        description="CRM_SCHEMA_PREFIX: put before each service's schema (one database "
-        "shared by several installations, or by test runs)",
+        description="CRM_SCHEMA_PREFIX: put before each service's schema and Kafka consumer "
+        "group (one database and broker shared by several installations, or by test runs)",
     )
 
     @property
@@ -48,11 +48,16 @@ class RuntimeSettings(BaseSettings):
         if self.postgres_dsn:
             return StoreLocation(
                 postgres_dsn=self.postgres_dsn,
-                schema=service,
+                schema=f"{self.schema_prefix}{service}",
                 pool_size=self.pool_size,
                 max_overflow=self.pool_size,
             )
         return StoreLocation(sqlite_path=str(self.data_dir / f"{service}.sqlite"))
+
+    def consumer_group(self, name: str) -> str:
+        """A consumer group of this installation: groups are per installation like schemas,
+        or two installations on one broker would split each other's partitions."""
+        return f"{self.schema_prefix}{name}"
 
     @property
     def transport_path(self) -> Path:

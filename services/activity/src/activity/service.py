@@ -116,7 +116,11 @@ class ActivityService:
     def _run_consumer(self, stop: threading.Event) -> None:
         policy = RetryPolicy(infrastructure=INFRASTRUCTURE_ERRORS)
         consumer = self.transport.consumer(
-            [CUSTOMERS], CONSUMER_GROUP, self.directory.handle, policy=policy, stop=stop
+            [CUSTOMERS],
+            self.settings.consumer_group(CONSUMER_GROUP),
+            self.directory.handle,
+            policy=policy,
+            stop=stop,
         )
         try:
             consumer.run(stop)

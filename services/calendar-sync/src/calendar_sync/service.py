@@ -174,7 +174,7 @@ class CalendarSyncService:
             calendar,
             projector,
             metrics,
-            topics or Topics(),
+            topics or Topics(group=settings.consumer_group(Topics.group)),
             policy,
             clock,
             waker,

@@ -174,7 +174,11 @@ class SegmentationService:
         """Activity events → attainment counts (and discovery meetings → potentials)."""
         policy = RetryPolicy(infrastructure=INFRASTRUCTURE_ERRORS)
         consumer = self.transport.consumer(
-            [ACTIVITY_EVENTS], CONSUMER_GROUP, self.attainment.handle, policy=policy, stop=stop
+            [ACTIVITY_EVENTS],
+            self.settings.consumer_group(CONSUMER_GROUP),
+            self.attainment.handle,
+            policy=policy,
+            stop=stop,
         )
         try:
             consumer.run(stop)
