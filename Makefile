@@ -11,7 +11,7 @@ RUN := $(UV) run --frozen
 LOCAL := deploy/local
 
 .PHONY: help uv sync lint fmt typecheck contracts contracts-check up down status \
-	test test-unit test-integration run k8s-check infra demo bench bench-quick
+	test test-unit test-integration run k8s-check infra demo bench bench-quick images
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -65,6 +65,14 @@ test-unit: sync  ## tests that need nothing running
 
 test-integration: sync infra  ## tests against the real PostgreSQL and Kafka
 	$(RUN) pytest tests/integration
+
+images:  ## build the three service images (needs a Docker engine; there is none on the CI machine)
+	@command -v docker >/dev/null 2>&1 || { echo "make images needs docker (BuildKit)" >&2; exit 1; }
+	for spec in activity:activity segmentation:segmentation calendar-sync:calendar_sync; do \
+		service=$${spec%%:*}; module=$${spec##*:}; \
+		DOCKER_BUILDKIT=1 docker build -f deploy/docker/Dockerfile --build-arg SERVICE=$$service \
+			--build-arg MODULE=$$module -t crm/$$service:$${TAG:-dev} . ; \
+	done
 
 k8s-check:  ## render the k8s overlays, validate them (kubeconform -strict), lint the Dockerfile
 	bash deploy/tools/k8s-check.sh
