@@ -615,6 +615,7 @@ def test_R8_completing_the_last_future_activity_of_a_prioritized_customer_is_ref
     error = refused(app, lambda: complete(app, activity.id, attachments=[AGREEMENT]))
 
     assert (error.code, error.kind) == ("R8", "conflict")
+    assert f"(segment {segment.label})" in str(error)  # consultants know "Årsaftale"
     assert error.details == {
         "customer_id": CUSTOMER,
         "customer_name": NAME,

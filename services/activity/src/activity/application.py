@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason
+from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason, Segment
 from crm_platform.errors import CommandRefused as CommandRefused
 from crm_platform.errors import DomainError
 from crm_platform.errors import Forbidden as Forbidden
@@ -431,7 +431,8 @@ class ActivityApplication(Application[UUID]):
             raise DomainError(
                 "R8",
                 f"R8: {customer.name} ({customer.customer_id}) is a prioritized customer "
-                f"(segment {customer.segment}) and must always have a future activity; this "
+                f"(segment {_segment_label(customer.segment)}) and must always have a future "
+                f"activity; this "
                 f"activity cannot be {action} without planning the next one (next_activity)",
                 kind="conflict",
                 details={
@@ -519,3 +520,11 @@ class ActivityApplication(Application[UUID]):
         super()._notify(recordings)
         if self._on_saved is not None:
             self._on_saved()
+
+
+def _segment_label(segment: str) -> str:
+    """The Danish label consultants know the segment by; the raw value if it is a newer one."""
+    try:
+        return Segment(segment).label
+    except ValueError:
+        return segment
