@@ -1,0 +1,117 @@
+"""Which processes make up the production-like stack, and on which ports.
+
+One process per API, relay and group of workers, as in Kubernetes (deploy/k8s/base), with
+the workers that Kubernetes runs as separate deployments folded together where one machine
+gains nothing from splitting them. The issuer plays Entra ID.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Final
+
+HOST: Final = "127.0.0.1"
+DEFAULT_PORT_BASE: Final = 8000
+ISSUER: Final = "issuer"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One process: `module` run with `roles` (None: the issuer), and how to tell it is up."""
+
+    name: str
+    module: str
+    roles: str | None
+    offset: int  # its port is the base plus this
+    ready_path: str | None  # None: it serves no ops endpoint, so running counts as ready
+    after: str | None = None  # starts once this process is ready
+
+
+# activity and segmentation bind no port without the `api` role (their entry points wait on a
+# signal instead; calendar-sync's serves /healthz, /readyz and /metrics): they get a port
+# anyway, so the layout does not change once they do, and flipping `ready_path` is all.
+#
+# `after`: the processes of one service start one by one, the API first. Each builds its
+# eventsourcing application at start, which (re)creates the schema's tables and its
+# `CREATE OR REPLACE FUNCTION`; two sessions doing that at once make one of them fail
+# ("tuple concurrently updated") instead of waiting. Services start side by side.
+LAYOUT: Final = (
+    Entry(ISSUER, "crm_devstack.issuer", None, 10, "/healthz"),
+    Entry("activity-api", "activity", "api", 1, "/readyz"),
+    Entry("segmentation-api", "segmentation", "api", 2, "/readyz"),
+    Entry("calendar-sync-api", "calendar_sync", "api", 3, "/readyz"),
+    Entry("activity-relay", "activity", "relay", 11, None, "activity-api"),
+    Entry("activity-workers", "activity", "projector,consumer", 12, None, "activity-relay"),
+    Entry("segmentation-relay", "segmentation", "relay", 13, None, "segmentation-api"),
+    Entry(
+        "segmentation-workers",
+        "segmentation",
+        "recompute,calendar,consumer",
+        14,
+        None,
+        "segmentation-relay",
+    ),
+    Entry(
+        "calendar-sync-consumer", "calendar_sync", "consumer", 15, "/readyz", "calendar-sync-api"
+    ),
+)
+NAMES: Final = tuple(entry.name for entry in LAYOUT)
+BY_NAME: Final = {entry.name: entry for entry in LAYOUT}
+# What `make demo` and people talk to: stack.json's keys and the API each one names.
+APIS: Final = {
+    "activity": "activity-api",
+    "segmentation": "segmentation-api",
+    "calendar_sync": "calendar-sync-api",
+}
+
+
+@dataclass(frozen=True)
+class Ports:
+    """A port for every process of the layout."""
+
+    by_name: Mapping[str, int]
+
+    def __post_init__(self) -> None:
+        missing = set(NAMES) - set(self.by_name)
+        if missing:
+            raise ValueError(f"no port for {', '.join(sorted(missing))}")
+        if len(set(self.by_name.values())) != len(self.by_name):
+            raise ValueError(f"two processes on one port: {dict(self.by_name)}")
+
+    def __getitem__(self, name: str) -> int:
+        return self.by_name[name]
+
+    def url(self, name: str) -> str:
+        return f"http://{HOST}:{self.by_name[name]}"
+
+    @classmethod
+    def from_base(cls, base: int = DEFAULT_PORT_BASE) -> Ports:
+        """8001–8003 for the APIs, 8010 for the issuer, 8011… for the workers (base 8000)."""
+        if (
+            not 0
+            < base + min(e.offset for e in LAYOUT)
+            <= base + max(e.offset for e in LAYOUT)
+            < 65536
+        ):
+            raise ValueError(f"port base {base} puts ports outside 1–65535")
+        return cls({entry.name: base + entry.offset for entry in LAYOUT})
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Ports the kernel has free right now (for tests: several stacks side by side).
+
+        All sockets are held open until every port is picked, so no two are the same.
+        """
+        with ExitStack() as held:
+            picked: dict[str, int] = {}
+            for name in NAMES:
+                probe = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                probe.bind((HOST, 0))
+                picked[name] = int(probe.getsockname()[1])
+        return cls(picked)
+
+    def to_json(self) -> dict[str, int]:
+        return dict(self.by_name)

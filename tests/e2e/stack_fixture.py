@@ -1,0 +1,211 @@
+"""A whole production-like stack for end-to-end tests, started by `make up`'s own code.
+
+`running_stack` starts every process through `crm_devstack.Stack` (the code `make up` runs)
+against the session's PostgreSQL and Kafka, under a schema and consumer-group prefix of its
+own; `Caller` talks to the APIs with tokens from the stack's issuer; `eventually` waits like
+`wait_until` and, when it gives up, shows the end of the logs that explain why.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from calendar_sync.service import Topics as CalendarSyncTopics
+from crm_devstack.layout import LAYOUT, NAMES, Ports
+from crm_devstack.processes import tail
+from crm_devstack.stack import Stack, StackError
+from segmentation.service import CONSUMER_GROUP as SEGMENTATION_GROUP
+
+from tests.fakes import GraphFake
+from tests.support.polling import wait_until
+
+T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parents[2]
+# Shared by every test run, so only the first run compiles the services' imports.
+PYCACHE = REPO / ".cache" / "devstack-tests" / "pycache"
+# Settings of the machine running the tests must not leak into the stack's processes.
+FOREIGN_PREFIXES = ("CRM_", "AUTH_", "GRAPH_", "CALENDAR_SYNC_")
+
+
+def unique_prefix() -> str:
+    """A CRM_SCHEMA_PREFIX of one's own: schemas and consumer groups nobody else uses."""
+    return f"pl{uuid.uuid4().hex[:10]}_"
+
+
+def stack_env(
+    postgres_dsn: str, kafka_bootstrap: str, prefix: str, graph: GraphFake | None = None
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_PREFIXES)}
+    env |= {
+        "CRM_POSTGRES_DSN": postgres_dsn,
+        "CRM_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CRM_SCHEMA_PREFIX": prefix,
+        "PYTHONPYCACHEPREFIX": str(PYCACHE),
+        # The activity topic is shared with other tests and the benchmarks, whose bursts this
+        # stack's calendar-sync projects too: a member per partition keeps up with them.
+        "CALENDAR_SYNC_CONSUMERS": "3",
+    }
+    if graph is not None:
+        env |= {
+            "GRAPH_TENANT_ID": graph.tenant,
+            "GRAPH_CLIENT_ID": graph.client_id,
+            "GRAPH_CLIENT_SECRET": graph.client_secret,
+            "GRAPH_BASE_URL": graph.graph_url,
+            "GRAPH_TOKEN_URL": graph.token_url,
+        }
+    return env
+
+
+def activity_groups(prefix: str) -> list[str]:
+    """The consumer groups that read crm.activity.events.v1 in an installation."""
+    return [f"{prefix}{SEGMENTATION_GROUP}", f"{prefix}{CalendarSyncTopics.group}.activities"]
+
+
+def start_at_the_end(kafka_bootstrap: str, groups: Iterable[str], topic: str) -> None:
+    """Commit the topic's current end offsets for `groups` before their consumers first run.
+
+    The topic is shared with every other test (and benchmark) on the broker, and a new group
+    starts at the earliest offset: the stack would first replay everybody's history, Graph
+    calls and all. An installation that joins a shared broker starts where the topic is now.
+    """
+    from kafka import KafkaConsumer
+    from kafka.structs import OffsetAndMetadata, TopicPartition
+
+    for group in groups:
+        consumer = KafkaConsumer(
+            bootstrap_servers=kafka_bootstrap.split(","),
+            group_id=group,
+            enable_auto_commit=False,
+            client_id="crm-tests-e2e",
+        )
+        try:
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
+            ends = consumer.end_offsets(partitions)
+            consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in ends.items()})
+        finally:
+            consumer.close(autocommit=False)
+
+
+@contextmanager
+def running_stack(state_dir: Path, env: Mapping[str, str]) -> Iterator[Stack]:
+    """Every process up and ready on free ports; all stopped afterwards, however it ends."""
+    stack = Stack(state_dir, Ports.free(), env, cwd=REPO)
+    try:
+        try:
+            stack.up()
+        except StackError as error:
+            pytest.fail(f"the stack did not start: {error}\n{error.log_tail}", pytrace=False)
+        yield stack
+    finally:
+        stack.down()
+        stack.close()
+
+
+def drop_schemas(postgres_dsn: str, prefix: str) -> None:
+    """Best effort: the stack's schemas go once its processes are stopped."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute("set lock_timeout = '10s'")
+            names = [
+                row[0]
+                for row in conn.execute(
+                    "select nspname from pg_namespace where starts_with(nspname, %s)", (prefix,)
+                )
+            ]
+            for name in names:
+                conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
+    except Exception as exc:
+        warnings.warn(f"could not drop the stack's schemas {prefix}*: {exc!r}", stacklevel=1)
+
+
+def free_port_base(span: int = max(e.offset for e in LAYOUT)) -> int:
+    """A base whose every layout port (base+1 … base+span) is free right now."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1]) - 1
+        if base + span >= 65536:
+            continue
+        with ExitStack() as held:
+            try:
+                for offset in {e.offset for e in LAYOUT}:
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", base + offset))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError("no run of free ports found")
+
+
+class Caller:
+    """Someone using the APIs with a token from the stack's issuer."""
+
+    def __init__(self, stack: Stack, username: str, roles: Iterable[str]) -> None:
+        addresses = stack.addresses()
+        issued = httpx.post(
+            addresses["token_url"],
+            json={"username": username, "roles": list(roles)},
+            timeout=10,
+            trust_env=False,
+        )
+        issued.raise_for_status()
+        headers = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+        self.username = username
+
+        def client(service: str) -> httpx.Client:
+            return httpx.Client(
+                base_url=addresses[service], headers=headers, timeout=30, trust_env=False
+            )
+
+        self.activity = client("activity")
+        self.segmentation = client("segmentation")
+        self.calendar_sync = client("calendar_sync")
+
+    def close(self) -> None:
+        for http in (self.activity, self.segmentation, self.calendar_sync):
+            http.close()
+
+
+def logs(stack: Stack, names: Iterable[str] = NAMES, lines: int = 15) -> str:
+    return "\n".join(f"--- {n}.log\n{tail(stack.dir.log(n), lines)}" for n in names)
+
+
+def eventually(
+    stack: Stack,
+    probe: Callable[[], T],
+    *,
+    message: str,
+    timeout: float = 60.0,
+    interval: float = 0.2,
+    explain: Iterable[str] = NAMES,
+) -> T:
+    """`wait_until`, and when it times out the end of the logs of the processes in `explain`."""
+    try:
+        return wait_until(probe, timeout=timeout, interval=interval, message=message)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{logs(stack, explain)}") from None
+
+
+def ok(response: httpx.Response, *statuses: int) -> Any:
+    """The JSON of a response whose status is one of `statuses` (default 200/201)."""
+    wanted = statuses or (200, 201)
+    assert response.status_code in wanted, (
+        f"{response.request.method} {response.request.url} → {response.status_code}: "
+        f"{response.text[:500]}"
+    )
+    return response.json()
