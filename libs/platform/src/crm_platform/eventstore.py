@@ -6,6 +6,8 @@ the services never spell out eventsourcing's keys themselves.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -56,9 +58,31 @@ class StoreLocation:
 
     def ensure_schema(self) -> None:
         """eventsourcing expects the schema to exist; create it on first start."""
-        if self.postgres_dsn is None or self.schema == "public":
+        with self.creating():
+            pass
+
+    @contextmanager
+    def creating(self) -> Iterator[None]:
+        """Create the schema, and hold a lock while the caller creates its tables in it.
+
+        eventsourcing (re)creates its tables and functions whenever an application is
+        constructed; two processes of one service starting together (a relay and its API, two
+        pods) would otherwise race on the same catalog rows and one would die with "tuple
+        concurrently updated". The lock is per schema, so other services start in parallel.
+        """
+        if self.postgres_dsn is None:
+            yield
             return
         with psycopg.connect(self.postgres_dsn, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
-            )
+            key = f"crm-ddl:{self.schema}"
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+            try:
+                if self.schema != "public":
+                    conn.execute(
+                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                            sql.Identifier(self.schema)
+                        )
+                    )
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))

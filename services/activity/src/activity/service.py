@@ -59,17 +59,17 @@ class ActivityService:
         clock: Callable[[], datetime] = system_clock,
     ) -> ActivityService:
         store = settings.store("activity")
-        store.ensure_schema()
         env = store.env()
-        directory = CustomerDirectory(env)
-        read_model = ActivityReadModel(env)
         wakers = [Waker(), Waker()]  # relay, projector
 
         def saved() -> None:
             for waker in wakers:
                 waker.notify()
 
-        app = ActivityApplication(env, directory=directory, clock=clock, on_saved=saved)
+        with store.creating():
+            directory = CustomerDirectory(env)
+            read_model = ActivityReadModel(env)
+            app = ActivityApplication(env, directory=directory, clock=clock, on_saved=saved)
         return cls(settings, store, transport, app, directory, read_model, clock, wakers)
 
     def api(self, auth: Authenticator, *, root_path: str = "") -> FastAPI:

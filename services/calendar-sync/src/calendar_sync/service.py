@@ -146,20 +146,20 @@ class CalendarSyncService:
         """
         options = options or CalendarSyncSettings()
         store = store or settings.store(STORE_NAME)
-        store.ensure_schema()
         env = store.env()
         waker = Waker()
-        state = SyncState(env, on_saved=waker.notify)
         metrics = SyncMetrics()
         feed: FeedStore | None = None
-        if calendar is None:
-            if graph is not None and graph.configured:
-                calendar = graph_calendar(graph, metrics)
-            else:
-                feed = FeedStore(env, clock=clock)
-                calendar = FeedCalendar(feed)
-        elif isinstance(calendar, FeedCalendar):
-            feed = calendar.store
+        with store.creating():
+            state = SyncState(env, on_saved=waker.notify)
+            if calendar is None:
+                if graph is not None and graph.configured:
+                    calendar = graph_calendar(graph, metrics)
+                else:
+                    feed = FeedStore(env, clock=clock)
+                    calendar = FeedCalendar(feed)
+            elif isinstance(calendar, FeedCalendar):
+                feed = calendar.store
         projector = Projector(state, calendar, options.cancel_mode, clock)
         policy = policy or RetryPolicy(
             max_attempts=options.max_attempts, infrastructure=INFRASTRUCTURE_ERRORS

@@ -84,8 +84,8 @@ def import_file(path: Path, batch_size: int) -> int:
     """Import a CSV file as the service itself (whoever runs the CLI has the database)."""
     settings = RuntimeSettings()
     store: StoreLocation = settings.store("segmentation")
-    store.ensure_schema()
-    app = SegmentationApplication(store.env())
+    with store.creating():
+        app = SegmentationApplication(store.env())
     # A first pass counts the rows for the progress bar; it streams too, so costs only I/O.
     with path.open(encoding="utf-8-sig", newline="") as counting:
         total = max(sum(1 for _ in counting) - 1, 0)

@@ -67,7 +67,6 @@ class SegmentationService:
         clock: Callable[[], datetime] = system_clock,
     ) -> SegmentationService:
         store = settings.store("segmentation")
-        store.ensure_schema()
         relay_waker, recompute_waker = Waker(), Waker()
 
         def saved() -> None:
@@ -76,8 +75,9 @@ class SegmentationService:
             relay_waker.notify()
             recompute_waker.notify()
 
-        app = SegmentationApplication(store.env(), clock=clock, on_saved=saved)
-        attainment = ActivityEventsConsumer(store.env(), app)
+        with store.creating():
+            app = SegmentationApplication(store.env(), clock=clock, on_saved=saved)
+            attainment = ActivityEventsConsumer(store.env(), app)
         return cls(settings, store, transport, app, clock, attainment, relay_waker, recompute_waker)
 
     def api(self, auth: Authenticator, *, root_path: str = "") -> FastAPI:
