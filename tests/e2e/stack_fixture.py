@@ -19,11 +19,9 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from calendar_sync.service import Topics as CalendarSyncTopics
 from crm_devstack.layout import LAYOUT, NAMES, Ports
 from crm_devstack.processes import tail
 from crm_devstack.stack import Stack, StackError
-from segmentation.service import CONSUMER_GROUP as SEGMENTATION_GROUP
 
 from tests.fakes import GraphFake
 from tests.support.polling import wait_until
@@ -38,7 +36,7 @@ FOREIGN_PREFIXES = ("CRM_", "AUTH_", "GRAPH_", "CALENDAR_SYNC_")
 
 
 def unique_prefix() -> str:
-    """A CRM_SCHEMA_PREFIX of one's own: schemas and consumer groups nobody else uses."""
+    """A prefix of one's own: schemas, consumer groups and topics nobody else uses."""
     return f"pl{uuid.uuid4().hex[:10]}_"
 
 
@@ -50,10 +48,10 @@ def stack_env(
         "CRM_POSTGRES_DSN": postgres_dsn,
         "CRM_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "CRM_SCHEMA_PREFIX": prefix,
+        # Topics of its own: an installation on the shared broker starts from an empty
+        # history, as a fresh production installation does, and leaves nothing for others.
+        "CRM_TOPIC_PREFIX": f"{prefix}.",
         "PYTHONPYCACHEPREFIX": str(PYCACHE),
-        # The activity topic is shared with other tests and the benchmarks, whose bursts this
-        # stack's calendar-sync projects too: a member per partition keeps up with them.
-        "CALENDAR_SYNC_CONSUMERS": "3",
     }
     if graph is not None:
         env |= {
@@ -64,38 +62,6 @@ def stack_env(
             "GRAPH_TOKEN_URL": graph.token_url,
         }
     return env
-
-
-def activity_groups(prefix: str) -> list[str]:
-    """The consumer groups that read crm.activity.events.v1 in an installation."""
-    return [f"{prefix}{SEGMENTATION_GROUP}", f"{prefix}{CalendarSyncTopics.group}.activities"]
-
-
-def start_at_the_end(kafka_bootstrap: str, groups: Iterable[str], topic: str) -> None:
-    """Commit the topic's current end offsets for `groups` before their consumers first run.
-
-    The topic is shared with every other test (and benchmark) on the broker, and a new group
-    starts at the earliest offset: the stack would first replay everybody's history, Graph
-    calls and all. An installation that joins a shared broker starts where the topic is now.
-    """
-    from kafka import KafkaConsumer
-    from kafka.structs import OffsetAndMetadata, TopicPartition
-
-    for group in groups:
-        consumer = KafkaConsumer(
-            bootstrap_servers=kafka_bootstrap.split(","),
-            group_id=group,
-            enable_auto_commit=False,
-            client_id="crm-tests-e2e",
-        )
-        try:
-            partitions = [
-                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
-            ]
-            ends = consumer.end_offsets(partitions)
-            consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in ends.items()})
-        finally:
-            consumer.close(autocommit=False)
 
 
 @contextmanager

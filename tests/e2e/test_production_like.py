@@ -7,8 +7,8 @@ the Microsoft Graph fake.
   exactly one event per activity, attainment counts are exact, later moves land;
 - `python -m crm_devstack up | status | down` as a person runs them.
 
-The topics are shared with every other test on the broker: assertions look only at this
-module's own customers and consultants (ids with a fresh uuid in them).
+Each stack has schemas, consumer groups and topics of its own (CRM_SCHEMA_PREFIX,
+CRM_TOPIC_PREFIX), so it starts from an empty history like a fresh installation.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from typing import Any
 
 import httpx
 import pytest
-from crm_contracts.topics import ACTIVITY_EVENTS
 from crm_devstack import __main__ as devstack_cli
 from crm_devstack.layout import NAMES, Ports
 from crm_devstack.processes import Handle, is_running, port_is_free
@@ -36,14 +35,12 @@ from crm_devstack.stack import Stack
 from tests.e2e.stack_fixture import (
     REPO,
     Caller,
-    activity_groups,
     drop_schemas,
     eventually,
     free_port_base,
     ok,
     running_stack,
     stack_env,
-    start_at_the_end,
     unique_prefix,
 )
 from tests.fakes import GraphFake
@@ -69,7 +66,6 @@ def stack(
 ) -> Iterator[Stack]:
     prefix = unique_prefix()
     env = stack_env(postgres_dsn, kafka_bootstrap, prefix, graph)
-    start_at_the_end(kafka_bootstrap, activity_groups(prefix), ACTIVITY_EVENTS)
     try:
         with running_stack(tmp_path_factory.mktemp("devstack"), env) as running:
             yield running

@@ -24,6 +24,7 @@ from crm_platform.workers import Supervisor
 from segmentation.rules import local_date
 from segmentation.service import SegmentationService
 
+from tests.e2e.stack_fixture import drop_schemas
 from tests.support.people import ANNA, MIA
 from tests.support.polling import wait_until
 
@@ -38,10 +39,12 @@ class System:
 
 @pytest.fixture
 def system(postgres_dsn: str, kafka_bootstrap: str) -> Iterator[System]:
+    prefix = f"e2e{uuid.uuid4().hex[:8]}_"
     settings = RuntimeSettings(
         postgres_dsn=postgres_dsn,
         kafka_bootstrap=kafka_bootstrap,
-        schema_prefix=f"e2e{uuid.uuid4().hex[:8]}_",
+        schema_prefix=prefix,
+        topic_prefix=f"{prefix}.",
         pool_size=4,
     )
     activity = ActivityService.build(
@@ -61,6 +64,7 @@ def system(postgres_dsn: str, kafka_bootstrap: str) -> Iterator[System]:
         supervisor.stop()
     activity.close()
     segmentation.close()
+    drop_schemas(postgres_dsn, prefix)
 
 
 def elapsed_until(probe: object, message: str, timeout: float = 60.0) -> float:

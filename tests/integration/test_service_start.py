@@ -46,6 +46,30 @@ def prefixes(postgres_dsn: str) -> Iterator[list[str]]:
                 )
 
 
+def start_together(
+    service: str, settings: RuntimeSettings, kafka_bootstrap: str
+) -> tuple[list[Any], list[BaseException]]:
+    barrier = threading.Barrier(STARTERS)
+    built: list[Any] = []
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            built.append(
+                BUILDERS[service](settings, KafkaTransport(kafka_bootstrap, client_id="st"))
+            )
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=start) for _ in range(STARTERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return built, failures
+
+
 @pytest.mark.parametrize("service", sorted(BUILDERS))
 def test_processes_of_one_service_starting_together_all_come_up(
     service: str, postgres_dsn: str, kafka_bootstrap: str, prefixes: list[str]
@@ -56,24 +80,7 @@ def test_processes_of_one_service_starting_together_all_come_up(
         settings = RuntimeSettings(
             postgres_dsn=postgres_dsn, kafka_bootstrap=kafka_bootstrap, schema_prefix=prefix
         )
-        barrier = threading.Barrier(STARTERS)
-        failures: list[BaseException] = []
-        built: list[Any] = []
-
-        def start() -> None:
-            barrier.wait()
-            try:
-                built.append(
-                    BUILDERS[service](settings, KafkaTransport(kafka_bootstrap, client_id="st"))
-                )
-            except BaseException as error:
-                failures.append(error)
-
-        threads = [threading.Thread(target=start) for _ in range(STARTERS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
+        built, failures = start_together(service, settings, kafka_bootstrap)
         for instance in built:
             instance.close()
         assert not failures, f"{len(failures)} of {STARTERS} starts failed: {failures[0]!r}"

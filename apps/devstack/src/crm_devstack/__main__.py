@@ -51,9 +51,7 @@ def table(statuses: Sequence[ProcessStatus]) -> str:
             state = "running"
         else:
             state = "ready" if s.ready else "not ready"
-        rows.append(
-            (s.name, str(s.pid or "-"), state, s.url or f"(no HTTP; port {s.port})", shown(s.log))
-        )
+        rows.append((s.name, str(s.pid or "-"), state, s.url, shown(s.log)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ("  ".join([*map(str.ljust, row[:-1], widths), row[-1]]) for row in rows)
     return "\n".join(lines)

@@ -26,37 +26,21 @@ class Entry:
     module: str
     roles: str | None
     offset: int  # its port is the base plus this
-    ready_path: str | None  # None: it serves no ops endpoint, so running counts as ready
-    after: str | None = None  # starts once this process is ready
+    ready_path: str = "/readyz"  # every service process serves its ops endpoints on its port
 
 
-# activity and segmentation bind no port without the `api` role (their entry points wait on a
-# signal instead; calendar-sync's serves /healthz, /readyz and /metrics): they get a port
-# anyway, so the layout does not change once they do, and flipping `ready_path` is all.
-#
-# `after`: the processes of one service start one by one, the API first. Each builds its
-# eventsourcing application at start, which (re)creates the schema's tables and its
-# `CREATE OR REPLACE FUNCTION`; two sessions doing that at once make one of them fail
-# ("tuple concurrently updated") instead of waiting. Services start side by side.
+# All start at once, as pods do: the processes of one service take turns creating their
+# tables (a lock in `StoreLocation.creating`), so no start order is needed.
 LAYOUT: Final = (
     Entry(ISSUER, "crm_devstack.issuer", None, 10, "/healthz"),
-    Entry("activity-api", "activity", "api", 1, "/readyz"),
-    Entry("segmentation-api", "segmentation", "api", 2, "/readyz"),
-    Entry("calendar-sync-api", "calendar_sync", "api", 3, "/readyz"),
-    Entry("activity-relay", "activity", "relay", 11, None, "activity-api"),
-    Entry("activity-workers", "activity", "projector,consumer", 12, None, "activity-relay"),
-    Entry("segmentation-relay", "segmentation", "relay", 13, None, "segmentation-api"),
-    Entry(
-        "segmentation-workers",
-        "segmentation",
-        "recompute,calendar,consumer",
-        14,
-        None,
-        "segmentation-relay",
-    ),
-    Entry(
-        "calendar-sync-consumer", "calendar_sync", "consumer", 15, "/readyz", "calendar-sync-api"
-    ),
+    Entry("activity-api", "activity", "api", 1),
+    Entry("segmentation-api", "segmentation", "api", 2),
+    Entry("calendar-sync-api", "calendar_sync", "api", 3),
+    Entry("activity-relay", "activity", "relay", 11),
+    Entry("activity-workers", "activity", "projector,consumer", 12),
+    Entry("segmentation-relay", "segmentation", "relay", 13),
+    Entry("segmentation-workers", "segmentation", "recompute,calendar,consumer", 14),
+    Entry("calendar-sync-consumer", "calendar_sync", "consumer", 15),
 )
 NAMES: Final = tuple(entry.name for entry in LAYOUT)
 BY_NAME: Final = {entry.name: entry for entry in LAYOUT}

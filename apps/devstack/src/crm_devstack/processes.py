@@ -187,34 +187,6 @@ def http_status(port: int, path: str, timeout: float = 1.0, host: str = "127.0.0
         connection.close()
 
 
-def connected_to(pid: int) -> set[int] | None:
-    """Remote ports of the process's established TCP connections; None without /proc.
-
-    A worker that serves no HTTP shows it is up this way: its store and its consumer or
-    producer are connected.
-    """
-    try:
-        sockets = {
-            int(target[len("socket:[") : -1])
-            for fd in (PROC / str(pid) / "fd").iterdir()
-            if (target := os.readlink(fd)).startswith("socket:[")
-        }
-    except OSError:
-        return None if not PROC.is_dir() else set()
-    ports: set[int] = set()
-    for table in ("tcp", "tcp6"):
-        try:
-            rows = (PROC / str(pid) / "net" / table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            # remote address "HEX_IP:HEX_PORT", state 01 = ESTABLISHED, inode in field 9
-            if fields[3] == "01" and int(fields[9]) in sockets:
-                ports.add(int(fields[2].rsplit(":", 1)[1], 16))
-    return ports
-
-
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # As the servers bind: a port whose last connections linger in TIME_WAIT is free.

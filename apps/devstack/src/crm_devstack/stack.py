@@ -14,13 +14,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlsplit
 
 from crm_devstack.issuer import TOKEN_PATH, auth_env
 from crm_devstack.layout import APIS, BY_NAME, HOST, ISSUER, LAYOUT, NAMES, Entry, Ports
 from crm_devstack.processes import (
     Handle,
-    connected_to,
     http_status,
     is_running,
     port_is_free,
@@ -33,29 +31,9 @@ from crm_devstack.state import Record, State, StateDir
 
 READY_TIMEOUT_S: Final = 120.0  # nine Python processes importing on two shared cores
 STOP_TIMEOUT_S: Final = 20.0  # workers finish their batch and leave their consumer groups
-# A process without an ops endpoint is ready once connected to PostgreSQL and Kafka; where
-# that cannot be seen (no /proc), once it has run this long without failing.
-SETTLE_S: Final = 5.0
 POLL_S: Final = 0.2
 REQUIRED_ENV: Final = ("CRM_POSTGRES_DSN", "CRM_KAFKA_BOOTSTRAP")
 LOG_TAIL_LINES: Final = 40
-
-
-def infra_ports(env: Mapping[str, str]) -> tuple[int | None, set[int]]:
-    """PostgreSQL's port and the Kafka brokers' ports the processes are told to use."""
-    database: int | None = None
-    try:
-        dsn = urlsplit(env.get("CRM_POSTGRES_DSN", ""))
-        if dsn.scheme.startswith("postgres"):
-            database = dsn.port or 5432
-    except ValueError:
-        pass
-    brokers = set()
-    for address in env.get("CRM_KAFKA_BOOTSTRAP", "").split(","):
-        _, _, port = address.strip().rpartition(":")
-        if port.isdigit():
-            brokers.add(int(port))
-    return database, brokers
 
 
 class StackError(RuntimeError):
@@ -71,10 +49,10 @@ class ProcessStatus:
     name: str
     pid: int | None
     port: int
-    url: str | None  # None: it serves nothing on its port (yet)
+    url: str
     log: Path
     running: bool
-    ready: bool | None  # None: not asked (not running, or no ops endpoint)
+    ready: bool | None  # None: not asked (not running)
 
 
 class Stack:
@@ -106,7 +84,6 @@ class Stack:
         self.say = say
         # Children this object started: it reaps them, or a killed one stays a zombie.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
-        self._spawned_at: dict[int, float] = {}  # pid → time.monotonic() at the start
 
     # --- what runs where ----------------------------------------------------------------------
     def url(self, name: str) -> str:
@@ -239,14 +216,14 @@ class Stack:
             port = record.port if record else self.ports[name]
             running = record is not None and self._is_running(record.handle)
             ready: bool | None = None
-            if running and entry is not None and entry.ready_path is not None:
+            if running and entry is not None:
                 ready = http_status(port, entry.ready_path) == 200
             found.append(
                 ProcessStatus(
                     name,
                     record.handle.pid if record else None,
                     port,
-                    f"http://{HOST}:{port}" if entry is None or entry.ready_path else None,
+                    f"http://{HOST}:{port}",
                     self.dir.log(name),
                     running,
                     ready,
@@ -271,7 +248,6 @@ class Stack:
         log = self.dir.log(entry.name)
         handle, process = spawn(argv, log_path=log, env=env, cwd=self.cwd)
         self._children[handle.pid] = process
-        self._spawned_at[handle.pid] = time.monotonic()
         self.say(f"started {entry.name} (pid {handle.pid})")
         return Record(entry.name, handle, self.ports[entry.name], argv, str(log))
 
@@ -282,17 +258,15 @@ class Stack:
         return is_running(handle)
 
     def _bring_up(self, entries: Iterable[Entry], state: State, env: Mapping[str, str]) -> None:
-        """Start `entries`, each once the one it comes `after` is ready (when that is among
-        them), and wait until all are ready. Raises StackError; the caller cleans up."""
+        """Start `entries` and wait until all are ready. Raises StackError; the caller
+        cleans up."""
         deadline = time.monotonic() + self.ready_timeout
-        waiting = {e.name: e for e in entries}
         starting: dict[str, Entry] = {}
-        while waiting or starting:
-            for name, entry in list(waiting.items()):
-                if entry.after not in waiting and entry.after not in starting:
-                    state.processes[name] = self._spawn(entry, env)
-                    self.dir.save(state)
-                    starting[name] = waiting.pop(name)
+        for entry in entries:
+            state.processes[entry.name] = self._spawn(entry, env)
+            self.dir.save(state)
+            starting[entry.name] = entry
+        while starting:
             for name, entry in list(starting.items()):
                 record = state.processes[name]
                 if not self._is_running(record.handle):
@@ -303,31 +277,18 @@ class Stack:
                         "before it was ready",
                         tail(Path(record.log), LOG_TAIL_LINES),
                     )
-                if self._ready(entry, record):
+                if http_status(record.port, entry.ready_path) == 200:
                     self.say(f"{name} ready")
                     del starting[name]
-            if not (waiting or starting):
+            if not starting:
                 return
             if time.monotonic() > deadline:
-                late = [*starting, *waiting]
+                late = list(starting)
                 raise StackError(
                     f"{', '.join(late)} not ready within {self.ready_timeout:.0f} s",
                     tail(self.dir.log(late[0]), LOG_TAIL_LINES),
                 )
             time.sleep(POLL_S)
-
-    def _ready(self, entry: Entry, record: Record) -> bool:
-        if entry.ready_path is not None:
-            return http_status(record.port, entry.ready_path) == 200
-        connected = connected_to(record.handle.pid)
-        if connected is not None:
-            database, brokers = infra_ports(self.env)
-            if database is not None and brokers:
-                return database in connected and bool(brokers & connected)
-        spawned = self._spawned_at.get(record.handle.pid)
-        if spawned is None:  # not ours to time: it was running before this call
-            return True
-        return time.monotonic() - spawned >= SETTLE_S
 
     def _stop(self, records: Iterable[Record]) -> list[int]:
         return stop_groups(

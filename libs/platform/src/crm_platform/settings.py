@@ -38,6 +38,13 @@ class RuntimeSettings(BaseSettings):
         description="CRM_SCHEMA_PREFIX: put before each service's schema and Kafka consumer "
         "group (one database and broker shared by several installations, or by test runs)",
     )
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="CRM_TOPIC_PREFIX: put before every Kafka topic this installation publishes "
+        "or consumes, e.g. `test.` on a broker shared with other environments; production "
+        "leaves it empty, so the topics are the contracts' names",
+    )
 
     @property
     def production_settings_present(self) -> bool:
@@ -53,6 +60,10 @@ class RuntimeSettings(BaseSettings):
                 max_overflow=self.pool_size,
             )
         return StoreLocation(sqlite_path=str(self.data_dir / f"{service}.sqlite"))
+
+    def topic(self, name: str) -> str:
+        """A contract topic as this installation names it on the broker."""
+        return f"{self.topic_prefix}{name}"
 
     def consumer_group(self, name: str) -> str:
         """A consumer group of this installation: groups are per installation like schemas,

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 
-import uvicorn
-from crm_platform.auth import Authenticator, AuthSettings, ConfigurationError
-from crm_platform.logs import CorrelationId, configure_logging
+from crm_platform.logs import configure_logging
+from crm_platform.serving import add_serve_command, chosen_roles, serve
 from crm_platform.settings import RuntimeSettings
-from crm_platform.workers import Supervisor
 
 from activity.projections import compare, rebuild
 from activity.service import ROLES, ActivityService
@@ -24,27 +20,8 @@ from activity.service import ROLES, ActivityService
 log = logging.getLogger("activity")
 
 
-def serve(roles: list[str], host: str, port: int) -> None:
-    settings = RuntimeSettings()
-    service = ActivityService.build(settings, settings.transport("activity"))
-    supervisor = Supervisor(service.workers(roles))
-    supervisor.start()
-    try:
-        if "api" in roles:
-            auth = Authenticator(
-                AuthSettings(), production_settings_present=settings.production_settings_present
-            )
-            web = service.api(auth)
-            web.add_middleware(CorrelationId)
-            uvicorn.run(web, host=host, port=port, log_config=None)
-        else:
-            stopped = threading.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: stopped.set())
-            stopped.wait()
-    finally:
-        supervisor.stop()
-        service.close()
+def build(settings: RuntimeSettings) -> ActivityService:
+    return ActivityService.build(settings, settings.transport("activity"))
 
 
 def rebuild_read_models(in_place: bool) -> int:
@@ -67,14 +44,7 @@ def rebuild_read_models(in_place: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m activity")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="run the API and/or workers")
-    run.add_argument(
-        "--roles",
-        default=",".join(ROLES),
-        help=f"comma-separated, of {', '.join(ROLES)} (default: all)",
-    )
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8001)
+    add_serve_command(commands, ROLES, port=8001)
     again = commands.add_parser(
         "rebuild-read-models", help="fold the whole event log into the read models again"
     )
@@ -84,16 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging()
     if args.command == "serve":
-        roles = [r.strip() for r in args.roles.split(",") if r.strip()]
-        unknown = set(roles) - set(ROLES)
-        if unknown:
-            parser.error(f"unknown role(s): {', '.join(sorted(unknown))}")
-        try:
-            serve(roles, args.host, args.port)
-        except ConfigurationError as error:
-            log.critical("cannot start: %s", error)
-            return 2
-        return 0
+        return serve(
+            "activity", build, chosen_roles(parser, args.roles, ROLES), args.host, args.port
+        )
     return rebuild_read_models(args.in_place)
 
 

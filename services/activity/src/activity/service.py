@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
-from crm_contracts.topics import CUSTOMERS
+from crm_contracts.topics import ACTIVITY_EVENTS, CUSTOMERS
 from crm_platform.auth import Authenticator
 from crm_platform.eventstore import StoreLocation
 from crm_platform.follower import Waker
 from crm_platform.messaging import RetryPolicy
 from crm_platform.messaging.transport import Transport
+from crm_platform.ops import Check
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Worker
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -72,15 +73,18 @@ class ActivityService:
             app = ActivityApplication(env, directory=directory, clock=clock, on_saved=saved)
         return cls(settings, store, transport, app, directory, read_model, clock, wakers)
 
-    def api(self, auth: Authenticator, *, root_path: str = "") -> FastAPI:
-        checks = {
+    def checks(self) -> dict[str, Check]:
+        """What /readyz asks, in the API and in worker processes alike."""
+        return {
             "event_store": self.app.recorder.max_notification_id,
             "transport": self.transport.ping,
         }
+
+    def api(self, auth: Authenticator, *, root_path: str = "") -> FastAPI:
         api = ActivityApi(
             app=self.app,
             auth=auth,
-            checks=checks,
+            checks=self.checks(),
             max_body_bytes=self.settings.max_body_bytes,
             extra_routers=[read_router(self.read_model, auth, self.clock)],
         )
@@ -101,9 +105,9 @@ class ActivityService:
         publisher = self.transport.publisher()
         tracking = relay_tracking(self.store.env())
         try:
-            ActivityRelay(self.app, publisher, tracking).run(
-                stop, self.wakers[0], listen_dsn=self.store.postgres_dsn
-            )
+            ActivityRelay(
+                self.app, publisher, tracking, topic=self.settings.topic(ACTIVITY_EVENTS)
+            ).run(stop, self.wakers[0], listen_dsn=self.store.postgres_dsn)
         finally:
             publisher.close()
             tracking.close()
@@ -116,7 +120,7 @@ class ActivityService:
     def _run_consumer(self, stop: threading.Event) -> None:
         policy = RetryPolicy(infrastructure=INFRASTRUCTURE_ERRORS)
         consumer = self.transport.consumer(
-            [CUSTOMERS],
+            [self.settings.topic(CUSTOMERS)],
             self.settings.consumer_group(CONSUMER_GROUP),
             self.directory.handle,
             policy=policy,

@@ -84,6 +84,16 @@ class Topics:
     status: str = CALENDAR_SYNC
     group: str = "calendar-sync"
 
+    @classmethod
+    def of(cls, settings: RuntimeSettings) -> Topics:
+        """This installation's names (see CRM_TOPIC_PREFIX and CRM_SCHEMA_PREFIX)."""
+        return cls(
+            activities=settings.topic(ACTIVITY_EVENTS),
+            customers=settings.topic(CUSTOMERS),
+            status=settings.topic(CALENDAR_SYNC),
+            group=settings.consumer_group(cls.group),
+        )
+
 
 def graph_calendar(graph: GraphSettings, metrics: SyncMetrics) -> GraphCalendarAdapter:
     """The Graph adapter; builds nothing that talks to the network yet."""
@@ -174,7 +184,7 @@ class CalendarSyncService:
             calendar,
             projector,
             metrics,
-            topics or Topics(group=settings.consumer_group(Topics.group)),
+            topics or Topics.of(settings),
             policy,
             clock,
             waker,

@@ -10,18 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
-import uvicorn
-from crm_platform.auth import Authenticator, AuthSettings, ConfigurationError
 from crm_platform.eventstore import StoreLocation
-from crm_platform.logs import CorrelationId, configure_logging
+from crm_platform.logs import configure_logging
+from crm_platform.serving import add_serve_command, chosen_roles, serve
 from crm_platform.settings import RuntimeSettings
-from crm_platform.workers import Supervisor
 
 from segmentation.application import SegmentationApplication
 from segmentation.imports import CustomerImport
@@ -30,32 +26,8 @@ from segmentation.service import ROLES, SERVICE_ACTOR, SegmentationService
 log = logging.getLogger("segmentation")
 
 
-def serve(roles: list[str], host: str, port: int) -> None:
-    settings = RuntimeSettings()
-    # Checked before anything connects: dev auth with production settings must not start.
-    auth = (
-        Authenticator(
-            AuthSettings(), production_settings_present=settings.production_settings_present
-        )
-        if "api" in roles
-        else None
-    )
-    service = SegmentationService.build(settings, settings.transport("segmentation"))
-    supervisor = Supervisor(service.workers(roles))
-    supervisor.start()
-    try:
-        if auth is not None:
-            web = service.api(auth)
-            web.add_middleware(CorrelationId)
-            uvicorn.run(web, host=host, port=port, log_config=None)
-        else:
-            stopped = threading.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: stopped.set())
-            stopped.wait()
-    finally:
-        supervisor.stop()
-        service.close()
+def build(settings: RuntimeSettings) -> SegmentationService:
+    return SegmentationService.build(settings, settings.transport("segmentation"))
 
 
 class Progress:
@@ -119,14 +91,7 @@ def import_file(path: Path, batch_size: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m segmentation")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="run the API and/or workers")
-    run.add_argument(
-        "--roles",
-        default=",".join(ROLES),
-        help=f"comma-separated, of {', '.join(ROLES)} (default: all)",
-    )
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8002)
+    add_serve_command(commands, ROLES, port=8002)
     load = commands.add_parser("import", help="import customers from a CSV file")
     load.add_argument("file", type=Path)
     load.add_argument("--batch-size", type=int, default=500)
@@ -136,16 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.file.is_file():
             parser.error(f"no such file: {args.file}")
         return import_file(args.file, args.batch_size)
-    roles = [r.strip() for r in args.roles.split(",") if r.strip()]
-    unknown = set(roles) - set(ROLES)
-    if unknown:
-        parser.error(f"unknown role(s): {', '.join(sorted(unknown))}")
-    try:
-        serve(roles, args.host, args.port)
-    except ConfigurationError as error:
-        log.critical("cannot start: %s", error)
-        return 2
-    return 0
+    return serve(
+        "segmentation", build, chosen_roles(parser, args.roles, ROLES), args.host, args.port
+    )
 
 
 if __name__ == "__main__":

@@ -15,13 +15,14 @@ from datetime import datetime
 from typing import Any, Final
 
 import psycopg
-from crm_contracts.topics import ACTIVITY_EVENTS
+from crm_contracts.topics import ACTIVITY_EVENTS, CUSTOMERS
 from crm_platform.auth import Authenticator, Principal, Role
 from crm_platform.errors import NotFound
 from crm_platform.eventstore import StoreLocation
 from crm_platform.follower import Waker, listen_for_saves
 from crm_platform.messaging import RetryPolicy
 from crm_platform.messaging.transport import Transport
+from crm_platform.ops import Check
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Worker
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -80,15 +81,18 @@ class SegmentationService:
             attainment = ActivityEventsConsumer(store.env(), app)
         return cls(settings, store, transport, app, clock, attainment, relay_waker, recompute_waker)
 
-    def api(self, auth: Authenticator, *, root_path: str = "") -> FastAPI:
-        checks = {
+    def checks(self) -> dict[str, Check]:
+        """What /readyz asks, in the API and in worker processes alike."""
+        return {
             "event_store": self.app.recorder.max_notification_id,
             "transport": self.transport.ping,
         }
+
+    def api(self, auth: Authenticator, *, root_path: str = "") -> FastAPI:
         api = SegmentationApi(
             app=self.app,
             auth=auth,
-            checks=checks,
+            checks=self.checks(),
             max_body_bytes=self.settings.max_body_bytes,
             attainment=self._this_year,
             extra_routers=[attainment_router(self.attainment, self.app, auth, self.clock)],
@@ -112,7 +116,7 @@ class SegmentationService:
         publisher = self.transport.publisher()
         tracking = relay_tracking(self.store.env())
         try:
-            CustomerRelay(self.app, publisher, tracking).run(
+            CustomerRelay(self.app, publisher, tracking, topic=self.settings.topic(CUSTOMERS)).run(
                 stop, self.relay_waker, listen_dsn=self.store.postgres_dsn
             )
         finally:
@@ -174,7 +178,7 @@ class SegmentationService:
         """Activity events → attainment counts (and discovery meetings → potentials)."""
         policy = RetryPolicy(infrastructure=INFRASTRUCTURE_ERRORS)
         consumer = self.transport.consumer(
-            [ACTIVITY_EVENTS],
+            [self.settings.topic(ACTIVITY_EVENTS)],
             self.settings.consumer_group(CONSUMER_GROUP),
             self.attainment.handle,
             policy=policy,
