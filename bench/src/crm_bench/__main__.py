@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=core.REPO / "bench" / "results")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # httpx logs every request at INFO: in a load generator that is CPU taken from the server.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             kafka_bootstrap=core.kafka_bootstrap(),
             work_dir=Path(scratch),
             run_id=f"b{uuid.uuid4().hex[:8]}",
+            results=args.results,
         )
         for name in names:
             module = importlib.import_module(f"crm_bench.{name}")
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             path = args.results / f"{name}.json"
             path.write_text(json.dumps(result.as_json(), indent=2, sort_keys=False) + "\n")
             log.info("%s done in %.1f s: %s", name, result.seconds, result.ratios)
-    table = report.write(args.results, quick=args.quick)
+    table = report.write(args.results, quick=args.quick, postgres_dsn=ctx.postgres_dsn)
     log.info("wrote %s", table)
     if failed:
         log.error("failed: %s", ", ".join(failed))

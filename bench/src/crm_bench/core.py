@@ -27,6 +27,7 @@ class Context:
     kafka_bootstrap: str
     work_dir: Path  # scratch space for this run (SQLite files, CSVs, logs)
     run_id: str  # unique per run: prefixes schemas, topics and consumer groups
+    results: Path = REPO / "bench" / "results"  # where the JSON goes; profiles/ beneath it
 
     def size(self, full: int, quick: int) -> int:
         return quick if self.quick else full
