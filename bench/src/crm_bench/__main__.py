@@ -1,9 +1,9 @@
 """`python -m crm_bench [--quick] [--results DIR] [NAME ...]`: run benchmarks, write results.
 
-Each benchmark writes `<results>/<name>.json`; the runner then writes `<results>/../RESULTS.md`
-(for the default `bench/results`, that is `bench/RESULTS.md`) from every JSON present, with the
-machine's cores, memory and versions. A benchmark that fails is reported and the others run;
-the exit status is non-zero if any failed.
+Each benchmark writes `<results>/<name>.json`; the runner then writes a table of every JSON
+present, with the machine's cores, memory and versions: `bench/RESULTS.md` for the default
+`bench/results`, `<results>/RESULTS.md` for any other directory. A benchmark that fails is
+reported and the others run; the exit status is non-zero if any failed.
 """
 
 from __future__ import annotations

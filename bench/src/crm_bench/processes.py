@@ -39,8 +39,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def topic_prefix(schema_prefix: str) -> str:
+    """An installation's topics: its own on the shared broker, so it starts from an empty
+    history and leaves nothing in anybody else's."""
+    return f"{schema_prefix}."
+
+
 def service_env(ctx: Context, schema_prefix: str, **extra: str) -> dict[str, str]:
-    """The production settings of one installation: PostgreSQL, Kafka, its own prefix."""
+    """The production settings of one installation: PostgreSQL, Kafka, its own prefixes."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
     data_dir = ctx.work_dir / schema_prefix
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -49,6 +55,7 @@ def service_env(ctx: Context, schema_prefix: str, **extra: str) -> dict[str, str
         "CRM_POSTGRES_DSN": ctx.postgres_dsn,
         "CRM_KAFKA_BOOTSTRAP": ctx.kafka_bootstrap,
         "CRM_SCHEMA_PREFIX": schema_prefix,
+        "CRM_TOPIC_PREFIX": topic_prefix(schema_prefix),
         "CRM_DATA_DIR": str(data_dir),
         **extra,
     }

@@ -32,9 +32,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from crm_contracts.topics import ACTIVITY_EVENTS, CUSTOMERS
+from crm_contracts.topics import ACTIVITY_EVENTS
 from crm_platform.messaging.kafka import ensure_topics
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.structs import OffsetAndMetadata
 
@@ -42,7 +42,15 @@ from crm_bench import activity_client as body
 from crm_bench.core import REPO, Context, Result
 from crm_bench.identity import LocalIdentity, local_identity
 from crm_bench.loadgen import percentile
-from crm_bench.processes import Child, Children, children, drop_schemas, free_port, service_env
+from crm_bench.processes import (
+    Child,
+    Children,
+    children,
+    drop_schemas,
+    free_port,
+    service_env,
+    topic_prefix,
+)
 from crm_bench.rawhttp import HttpError, Pool
 
 if TYPE_CHECKING:
@@ -137,43 +145,21 @@ def graph_env(fake: GraphFake) -> dict[str, str]:
 # --- Kafka ------------------------------------------------------------------------------------
 
 
-def start_groups_at_end(bootstrap: str, groups: dict[str, str]) -> None:
-    """Commit each group's position at the end of its (shared) topic before it first joins.
-
-    A new group starts at the earliest offset, and the topics are shared with every other
-    installation on this broker: without this, calendar-sync would first work through
-    everyone else's history.
-    """
-    for group, topic in groups.items():
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-        )
-        try:
-            partitions = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            if tps:
-                ends = consumer.end_offsets(tps)
-                consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in tps})
-        finally:
-            consumer.close(autocommit=False)
-
-
 class KafkaTap:
     """When each activity's first event reached `crm.activity.events.v1`, as seen by a
     consumer of this process: splits the path at the broker (relay side, calendar side)."""
 
-    def __init__(self, bootstrap: str, group: str) -> None:
+    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
         self.at: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        start_groups_at_end(bootstrap, {group: ACTIVITY_EVENTS})
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group,
             enable_auto_commit=True,
             auto_offset_reset="latest",
         )
-        self._consumer.subscribe([ACTIVITY_EVENTS])
+        self._consumer.subscribe([topic])
         self._thread = threading.Thread(target=self._run, name="kafka-tap", daemon=True)
         self._thread.start()
 
@@ -482,12 +468,9 @@ def run(ctx: Context) -> Result:
             body.seed_customers(ctx.postgres_dsn, prefix, planner.customers(CUSTOMERS_IN_TURN))
             arrivals = Arrivals()
             arrivals.watch(fake)
-            group = f"{prefix}calendar-sync"
-            start_groups_at_end(
-                ctx.kafka_bootstrap,
-                {f"{group}.activities": ACTIVITY_EVENTS, f"{group}.customers": CUSTOMERS},
+            tap = KafkaTap(
+                ctx.kafka_bootstrap, f"{prefix}bench-tap", topic_prefix(prefix) + ACTIVITY_EVENTS
             )
-            tap = KafkaTap(ctx.kafka_bootstrap, f"{prefix}bench-tap")
             try:
                 with children(ctx, NAME) as procs:
                     api, _sync = _start_subject(ctx, procs, prefix, identity, fake)

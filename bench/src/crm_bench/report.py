@@ -37,7 +37,8 @@ def machine(postgres_dsn: str | None = None) -> dict[str, Any]:
 
 def write(results: Path, *, quick: bool, postgres_dsn: str | None = None) -> Path:
     found = [json.loads(path.read_text()) for path in sorted(results.glob("*.json"))]
-    target = results.parent / "RESULTS.md"
+    # bench/results/*.json → bench/RESULTS.md (committed); any other directory keeps its own.
+    target = results.parent / "RESULTS.md" if results.name == "results" else results / "RESULTS.md"
     target.write_text(render(found, machine(postgres_dsn), quick=quick))
     return target
 
