@@ -142,3 +142,29 @@ def test_strict_closes_objects_and_accepts_int_or_string() -> None:
     assert out["properties"]["port"] == {"oneOf": [{"type": "string"}, {"type": "integer"}]}
     assert out["properties"]["labels"]["additionalProperties"] == {"type": "string"}
     assert "additionalProperties" not in out["properties"]["open"]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_every_process_is_probed_on_its_ops_port(tools: Path, overlay: str) -> None:
+    """APIs and workers alike: the entry point serves /healthz and /readyz on --port."""
+    import yaml
+
+    rendered = subprocess.run(
+        [str(tools / "bin" / "kustomize"), "build", str(DEPLOY / "k8s" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    deployments = [
+        doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] == "Deployment"
+    ]
+    assert len(deployments) >= 10
+    for deployment in deployments:
+        app = deployment["spec"]["template"]["spec"]["containers"][0]
+        name = deployment["metadata"]["name"]
+        args = app["args"]
+        assert args[args.index("--port") + 1] == "8000", name
+        assert args[args.index("--host") + 1] == "0.0.0.0", name
+        assert app["livenessProbe"]["httpGet"]["path"] == "/healthz", name
+        assert app["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        assert [p["containerPort"] for p in app["ports"]] == [8000], name
