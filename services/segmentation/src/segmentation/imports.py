@@ -26,7 +26,7 @@ import csv
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from itertools import islice
 from typing import Final
@@ -36,6 +36,7 @@ from eventsourcing.persistence import IntegrityError
 
 from segmentation.application import SegmentationApplication
 from segmentation.domain import Customer
+from segmentation.policy import AdoptedPolicy
 from segmentation.rules import (
     Agreement,
     DomainError,
@@ -207,6 +208,15 @@ def _agreement(starts: str, ends: str, reasons: list[str]) -> Agreement | None:
 # -- writing ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Judge:
+    """What a batch is judged by: the policy in force, the time, who imports."""
+
+    adopted: AdoptedPolicy
+    now: datetime
+    actor: str
+
+
 class CustomerImport:
     """Imports rows for `actor` (a sales manager or a service) in batches of `batch_size`."""
 
@@ -244,10 +254,13 @@ class CustomerImport:
     def _batch(self, rows: list[Row], result: ImportResult) -> None:
         pending = rows
         for _ in range(SAVE_ATTEMPTS):
+            # One policy and one clock reading for the whole batch: consistent, and a query
+            # per batch instead of two per row (they were most of an import's time).
+            judge = _Judge(self.app.current_policy(), self.app.clock(), self.actor.user_id)
             known = self.app.existing_customer_ids([r.customer_id for r in pending])
             try:
                 registered, problems = self._register(
-                    [r for r in pending if r.customer_id not in known]
+                    [r for r in pending if r.customer_id not in known], judge
                 )
             except LostRace:
                 continue  # one of them was registered meanwhile: nothing was written; again
@@ -256,19 +269,19 @@ class CustomerImport:
             # Committed: a retry below must not see these rows again (they would count twice).
             pending = [r for r in pending if r.customer_id in known]
             try:
-                self._update(pending, result)
+                self._update(pending, result, judge)
                 return
             except LostRace:
                 continue  # someone changed one of them meanwhile: nothing was written; again
         raise LostRace("customers kept changing while the import ran; import again", retry=True)
 
-    def _register(self, rows: list[Row]) -> tuple[int, list[RowProblem]]:
+    def _register(self, rows: list[Row], judge: _Judge) -> tuple[int, list[RowProblem]]:
         """Register the new customers of a batch in one transaction (all or nothing)."""
         items: list[NewCustomer] = []
         problems: list[RowProblem] = []
         for row in rows:
             try:
-                self._dry_run(row)
+                self._dry_run(row, judge)
             except DomainError as error:
                 problems.append(RowProblem(row.line, row.customer_id, [error.message]))
                 continue
@@ -293,24 +306,23 @@ class CustomerImport:
                 raise
         return len(items), problems
 
-    def _dry_run(self, row: Row) -> None:
+    def _dry_run(self, row: Row, judge: _Judge) -> None:
         """The domain's own rules on a throwaway customer (e.g. an agreement that already
         ended is refused), so one such row cannot fail its whole batch."""
-        adopted, now = self.app.current_policy(), self.app.clock()
         customer = Customer.register(
             customer_id=row.customer_id,
             name=row.name,
             cvr=row.cvr,
             owner=row.owner,
-            policy=adopted.policy,
-            actor=self.actor.user_id,
-            now=now,
+            policy=judge.adopted.policy,
+            actor=judge.actor,
+            now=judge.now,
         )
-        self._apply(customer, row)
+        self._apply(customer, row, judge)
 
-    def _apply(self, customer: Customer, row: Row) -> None:
+    def _apply(self, customer: Customer, row: Row, judge: _Judge) -> None:
         """Bring `customer` in line with `row` (only what the row gives and what differs)."""
-        adopted, now, actor = self.app.current_policy(), self.app.clock(), self.actor.user_id
+        adopted, now, actor = judge.adopted, judge.now, judge.actor
         if row.name != customer.name:
             customer.rename(row.name, actor=actor, now=now)
         if row.owner is not None and row.owner != customer.owner:
@@ -334,11 +346,11 @@ class CustomerImport:
                 now=now,
             )
 
-    def _update(self, rows: list[Row], result: ImportResult) -> None:
+    def _update(self, rows: list[Row], result: ImportResult, judge: _Judge) -> None:
         """Update the registered customers of a batch; save the changed ones together."""
         if not rows:
             return
-        judged_by = self.app.current_policy().version
+        judged_by = judge.adopted.version
         ids = [Customer.id_for(r.customer_id) for r in rows]
         loaded = {c.customer_id: c for c in self.app.load_customers(ids)}
         changed: list[Customer] = []
@@ -351,7 +363,7 @@ class CustomerImport:
                 problems.append(RowProblem(row.line, row.customer_id, [why]))
                 continue
             try:
-                self._apply(customer, row)
+                self._apply(customer, row, judge)
             except DomainError as error:
                 # The customer is not saved, so the events it triggered so far are dropped.
                 problems.append(RowProblem(row.line, row.customer_id, [error.message]))
