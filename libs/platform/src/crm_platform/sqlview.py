@@ -116,6 +116,22 @@ class SqlView:
         rows = self.query(statement, params)
         return rows[0] if rows else None
 
+    def read_one(self, statement: str, params: Sequence[Any] = ()) -> Row | None:
+        """One row from one statement, without an explicit transaction.
+
+        On PostgreSQL the statement runs on a pooled autocommit connection: one round trip
+        instead of BEGIN, SELECT and ROLLBACK. A single statement sees one consistent
+        snapshot either way, so the answer is the one `query_one` would give; use
+        `query`/`transaction` when several reads must agree with each other.
+        """
+        if not self.is_postgres:
+            # SQLite's reads are local calls; its transaction adds no round trips.
+            return self.query_one(statement, params)
+        with self._datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(self.adapt(statement), tuple(params), prepare=True)
+            row = cursor.fetchone()
+        return dict(row) if row is not None else None
+
     def position(self, source: str) -> int | None:
         """How far this view has read `source` (None: nothing yet)."""
         return self.recorder.max_tracking_id(self.tracking_name(source))
@@ -123,6 +139,21 @@ class SqlView:
     def has_seen(self, source: str, position: int) -> bool:
         seen = self.position(source)
         return seen is not None and position <= seen
+
+    def position_sql(self) -> str:
+        """A scalar subquery for `position`; its one `?` takes `tracking_name(source)`.
+
+        Lets a view read how far it is along with its own rows in one statement, instead of
+        a transaction of its own per message.
+        """
+        recorder: Any = self.recorder
+        if self.is_postgres:
+            schema = recorder.datastore.schema
+            table = f'"{schema}"."{recorder.tracking_table_name}"'
+        else:
+            table = "tracking"
+        # Only our own identifiers reach this string; the source goes as a parameter.
+        return f"(SELECT MAX(notification_id) FROM {table} WHERE application_name = ?)"  # noqa: S608
 
     def close(self) -> None:
         self._datastore.close()

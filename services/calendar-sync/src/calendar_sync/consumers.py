@@ -28,7 +28,7 @@ from datetime import datetime
 from crm_contracts.activity import ActivityEvent, ActivityPlanned
 from crm_contracts.cloudevents import decode, is_tombstone
 from crm_contracts.customer import CustomerSnapshot
-from crm_contracts.errors import InvalidMessage
+from crm_contracts.errors import ContractError, InvalidMessage
 from crm_contracts.wire import WireMessage
 from crm_platform.messaging import Delivery, PoisonMessage
 from eventsourcing.persistence import IntegrityError
@@ -37,7 +37,7 @@ from calendar_sync.graph import GraphError
 from calendar_sync.metrics import SyncMetrics
 from calendar_sync.projector import MAX_CONFLICTS, ConcurrentUpdates, Projector
 from calendar_sync.rules import ActivityView, fold
-from calendar_sync.state import SyncState
+from calendar_sync.state import Inbound, SyncState
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,28 @@ class ActivityProjection:
         self.clock = clock
 
     def handle(self, message: WireMessage, delivery: Delivery) -> None:
-        if self.state.has_seen(delivery.tracking_name, delivery.offset):
+        # Decoding first lets the position check share one statement with the row and name
+        # reads (it needs the ids); a message it rejects is checked the slow way, so one
+        # applied already is still skipped rather than dead-lettered.
+        try:
+            event = decode(message).message
+            if not isinstance(event, ActivityEvent):
+                raise InvalidMessage(
+                    type(event).ce_type, "only activity events belong on this topic"
+                )
+        except ContractError:
+            if self.state.has_seen(delivery.tracking_name, delivery.offset):
+                return
+            raise
+        first = self.state.inbound(delivery, str(event.activity_id), event.customer_id)
+        if first.seen:
             return
-        event = decode(message).message
-        if not isinstance(event, ActivityEvent):
-            raise InvalidMessage(type(event).ce_type, "only activity events belong on this topic")
+        inbound: Inbound | None = first
         kind = type(event).__name__
         try:
             for _ in range(MAX_CONFLICTS):
-                outcome = self._apply(event, delivery)
+                outcome = self._apply(event, delivery, inbound)
+                inbound = None  # a lost compare-and-set: the next attempt reads afresh
                 if outcome is not None:
                     self.metrics.applied.labels(kind, outcome).inc()
                     lag = (self.clock() - event.occurred_at).total_seconds()
@@ -80,10 +93,19 @@ class ActivityProjection:
             return
         raise ConcurrentUpdates(f"activity {event.activity_id} kept changing")
 
-    def _apply(self, event: ActivityEvent, delivery: Delivery) -> str | None:
-        """The outcome when committed; None when another writer changed the row first."""
+    def _apply(
+        self, event: ActivityEvent, delivery: Delivery, inbound: Inbound | None
+    ) -> str | None:
+        """The outcome when committed; None when another writer changed the row first.
+
+        `inbound`: the row and name as read with the position check (None: read them now).
+        """
         activity_id = str(event.activity_id)
-        before = self.state.get(activity_id)
+        if inbound is not None:
+            before = inbound.record
+            names: dict[str, str | None] = {event.customer_id: inbound.customer_name}
+        else:
+            before, names = self.state.get(activity_id), {}
         if before is not None and event.version <= before.version:
             self.state.track(delivery)
             return "stale"
@@ -95,7 +117,9 @@ class ActivityProjection:
         # follow an attempt that created the event under another version's transactionId.
         look_first = not (isinstance(event, ActivityPlanned) and before is None)
         try:
-            done, record = self.projector.write(before, view, look_first=look_first, track=delivery)
+            done, record = self.projector.write(
+                before, view, look_first=look_first, track=delivery, names=names
+            )
         except IntegrityError:
             raise  # the position is tracked already: not a failure of this activity
         except Exception as error:

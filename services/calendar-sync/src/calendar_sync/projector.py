@@ -24,7 +24,7 @@ committed, and the last write to the calendar matches the last commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -112,8 +112,14 @@ class Projector:
         self.cancel_mode = cancel_mode
         self.clock = clock
 
-    def entry_for(self, view: ActivityView) -> tuple[CalendarEntry | None, str | None]:
-        name = self.state.customer_name(view.customer_id)
+    def entry_for(
+        self, view: ActivityView, known: Mapping[str, str | None] | None = None
+    ) -> tuple[CalendarEntry | None, str | None]:
+        """The entry and the name in its subject; `known`: names already read (by id)."""
+        if known is not None and view.customer_id in known:
+            name = known[view.customer_id]
+        else:
+            name = self.state.customer_name(view.customer_id)
         return render(view, name, self.cancel_mode), name
 
     def write(
@@ -123,9 +129,13 @@ class Projector:
         *,
         look_first: bool,
         track: Delivery | None = None,
+        names: Mapping[str, str | None] | None = None,
     ) -> tuple[bool, SyncRecord]:
-        """One attempt: (committed?, the row as written). Not committed: re-read and retry."""
-        entry, name = self.entry_for(view)
+        """One attempt: (committed?, the row as written). Not committed: re-read and retry.
+
+        `names`: customer names read with `before` (see `SyncState.inbound`).
+        """
+        entry, name = self.entry_for(view, names)
         placement = place(self.calendar, before, view, entry, look_first=look_first)
         record = SyncRecord(
             activity_id=view.activity_id,

@@ -84,16 +84,35 @@ class StatusRelay:
             self.publisher.publish(messages)
         if pending:
             self.state.mark_published([(r.activity_id, rev) for r, rev in pending])
-        self.metrics.unpublished.set(self.state.unpublished_count())
+        if len(pending) < self.batch_size:
+            # A short batch was everything pending when read, and is published now: the
+            # backlog is empty, and counting it again would cost a scan every step.
+            self.metrics.unpublished.set(0)
+        else:
+            self.metrics.unpublished.set(self.state.unpublished_count())
         return len(pending)
 
-    def run(self, stop: threading.Event, waker: Waker, poll_interval: float = 1.0) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        waker: Waker,
+        poll_interval: float = 1.0,
+        *,
+        gather: float = 0.2,
+    ) -> None:
+        """Publish until `stop`; after a wake-up, wait `gather` seconds for more saves.
+
+        Every save wakes the relay; going at once made it run a step per save, as busy as
+        the consumer it shares the machine with. Gathering makes one step cover the saves of
+        the window, at `gather` seconds of extra status delay.
+        """
         while not stop.is_set():
             try:
-                if self.step():
-                    continue
+                if self.step() == self.batch_size:
+                    continue  # a backlog: no need to wait for more
             except Exception:
                 log.exception("status relay failed; retrying")
                 stop.wait(poll_interval)
                 continue
             waker.wait(poll_interval)
+            stop.wait(gather)

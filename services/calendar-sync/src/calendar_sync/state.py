@@ -34,6 +34,7 @@ _COLUMNS = (
     " lifecycle, view_version, version, mailbox, event_id, change_key, status, error,"
     " error_version, shown_name, revision, published, updated_at"
 )
+_ENTRY_COLUMNS = ", ".join(f"e.{c.strip()}" for c in _COLUMNS.split(","))
 _WRITTEN = tuple(c.strip() for c in _COLUMNS.split(",") if c.strip() != "published")
 # Column names are ours (no input reaches these strings); values always go as parameters.
 _SELECT = f"SELECT {_COLUMNS} FROM {{t}}entries"  # noqa: S608
@@ -64,7 +65,19 @@ _INDEXES = {
     "entries_owner": "entries (owner)",
     "entries_mailbox": "entries (mailbox)",
     "entries_customer": "entries (customer_id)",
+    # The status relay's outbox query runs after every save: without this it scans every
+    # row, and the scan grows with the table. Partial, so it holds only the pending rows.
+    "entries_unpublished": "entries (updated_at, activity_id) WHERE published < revision",
 }
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What handling one activity message needs to know, read in one statement."""
+
+    seen: bool  # the message's partition position is tracked already
+    record: SyncRecord | None  # the activity's row (None: none yet)
+    customer_name: str | None  # the name of the customer the message names (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,26 @@ class SyncState(SqlView):
     def get(self, activity_id: str) -> SyncRecord | None:
         row = self.query_one(_SELECT + " WHERE activity_id = ?", (activity_id,))
         return _record(row) if row is not None else None
+
+    def inbound(self, delivery: Delivery, activity_id: str, customer_id: str) -> Inbound:
+        """The tracking position, the row and the customer's name, in one round trip.
+
+        The three reads used to be a transaction each, three quarters of a message's cost.
+        Reading them together is no weaker: each was a separate snapshot before, and all
+        three are checked again by the commit (tracking uniqueness, the row's revision).
+        """
+        row = self.query_one(
+            f"SELECT p.seen, c.name AS customer_name, {_ENTRY_COLUMNS}"  # noqa: S608
+            f" FROM (SELECT {self.position_sql()} AS seen) p"
+            " LEFT JOIN {t}entries e ON e.activity_id = ?"
+            " LEFT JOIN {t}customers c ON c.customer_id = ?",
+            (self.tracking_name(delivery.tracking_name), activity_id, customer_id),
+        )
+        assert row is not None  # the derived table always has its one row
+        seen = row["seen"] is not None and delivery.offset <= int(row["seen"])
+        record = _record(row) if row["activity_id"] is not None else None
+        name = row["customer_name"]
+        return Inbound(seen, record, str(name) if name is not None else None)
 
     def for_owner(self, owner: str) -> list[SyncRecord]:
         """Rows whose activity belongs to `owner`, or whose entry is in their calendar."""
