@@ -7,11 +7,13 @@ activity, the customer's file and an idempotency record commit together or not a
 
 from __future__ import annotations
 
+import functools
+import inspect
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol
 from uuid import UUID
 
 from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason, Segment
@@ -30,6 +32,7 @@ from activity.domain import Activity, CustomerFile
 from activity.rules import DiscoveryProfile
 
 Clock = Callable[[], datetime]
+P = ParamSpec("P")
 
 
 def system_clock() -> datetime:
@@ -94,6 +97,40 @@ class Outcome:
     replayed: bool = False
 
 
+def _idempotent(
+    command: Callable[Concatenate[ActivityApplication, P], Outcome],
+) -> Callable[Concatenate[ActivityApplication, P], Outcome]:
+    """Replays an earlier outcome under the same Idempotency-Key, looking only when needed.
+
+    The command runs first, without a look-up. If the key is new, the command's save
+    includes the key's record (whose id derives from caller and key, at version 1) and
+    commits. If the key was used before, that record exists, so the command cannot commit:
+    either it is refused on the way (the first run already changed the activity: stale
+    If-Match, already completed, ...) or its save conflicts on the record (IntegrityError,
+    handled in `_save`). Both paths then look the record up and answer as a pre-check would
+    have: the first outcome, or IdempotencyKeyReused for a different request. Nothing the
+    command did before it failed is kept, as commands change only unsaved aggregates. So
+    the record is read only on a repeat, not on every keyed command.
+    """
+    position = list(inspect.signature(command).parameters).index("idempotency") - 1
+
+    @functools.wraps(command)
+    def run(self: ActivityApplication, /, *args: P.args, **kwargs: P.kwargs) -> Outcome:
+        key = kwargs.get("idempotency", args[position] if len(args) > position else None)
+        if key is None:
+            return command(self, *args, **kwargs)
+        assert isinstance(key, IdempotencyKey)
+        try:
+            return command(self, *args, **kwargs)
+        except Exception:
+            # A repeat's refusal is not an answer: the first outcome (or the key's reuse) is.
+            if replay := self._replay(key):
+                return replay
+            raise
+
+    return run
+
+
 class ActivityApplication(Application[UUID]):
     name = "activity"
 
@@ -106,17 +143,28 @@ class ActivityApplication(Application[UUID]):
         on_saved: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(env)
+        # eventsourcing's aggregate cache (AGGREGATE_CACHE_MAXSIZE) is off by default; it
+        # measured no gain on the command path. Should it be turned on, other API processes
+        # save too: fast-forward makes each `get` read the events saved after the cached
+        # version, and deep copies keep a refused command's changes out of the cache.
+        if self.repository.cache is not None and not (
+            self.repository.fastforward and self.repository.deepcopy_from_cache
+        ):
+            raise ValueError(
+                "the aggregate cache needs AGGREGATE_CACHE_FASTFORWARD and "
+                "DEEPCOPY_FROM_AGGREGATE_CACHE: other processes save too, and a refused "
+                "command must not change the cached aggregate"
+            )
         self.directory = directory
         self.clock = clock
         self._on_saved = on_saved
 
     # -- planning -------------------------------------------------------------------------
 
+    @_idempotent
     def plan(
         self, actor: Actor, request: PlanRequest, idempotency: IdempotencyKey | None = None
     ) -> Outcome:
-        if replay := self._replay(idempotency):
-            return replay
         now = self.clock()
         self._require_owner_or_manager(actor, request.owner, "plan")
         customer = self._known_customer(request.customer_id)
@@ -125,6 +173,7 @@ class ActivityApplication(Application[UUID]):
         file.schedule(activity.id, activity.starts_at, now)
         return self._save(activity, [file], idempotency, status=201)
 
+    @_idempotent
     def register(
         self,
         actor: Actor,
@@ -142,8 +191,6 @@ class ActivityApplication(Application[UUID]):
         idempotency: IdempotencyKey | None = None,
         attachments: Sequence[AttachmentRequest] = (),
     ) -> Outcome:
-        if replay := self._replay(idempotency):
-            return replay
         now = self.clock()
         self._require_owner_or_manager(actor, owner, "register activities")
         customer = self._known_customer(customer_id)
@@ -182,6 +229,7 @@ class ActivityApplication(Application[UUID]):
 
     # -- changing a planned activity ------------------------------------------------------
 
+    @_idempotent
     def move(
         self,
         actor: Actor,
@@ -194,8 +242,6 @@ class ActivityApplication(Application[UUID]):
         expected_version: int | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
-        if replay := self._replay(idempotency):
-            return replay
         now = self.clock()
         activity = self._for_change(actor, activity_id, expected_version)
         activity.move(
@@ -210,6 +256,7 @@ class ActivityApplication(Application[UUID]):
         file.schedule(activity.id, activity.starts_at, now)
         return self._save(activity, [file], idempotency)
 
+    @_idempotent
     def retype(
         self,
         actor: Actor,
@@ -221,14 +268,13 @@ class ActivityApplication(Application[UUID]):
         expected_version: int | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
-        if replay := self._replay(idempotency):
-            return replay
         activity = self._for_change(actor, activity_id, expected_version)
         activity.retype(
             type_=type_, channel=channel, reason=reason, actor=actor.user_id, now=self.clock()
         )
         return self._save(activity, [], idempotency)
 
+    @_idempotent
     def reassign(
         self,
         actor: Actor,
@@ -238,14 +284,13 @@ class ActivityApplication(Application[UUID]):
         expected_version: int | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
-        if replay := self._replay(idempotency):
-            return replay
         if not (actor.is_manager or actor.is_service):
             raise Forbidden("only a sales manager may reassign an activity")
         activity = self._for_change(actor, activity_id, expected_version)
         activity.reassign(owner=owner, actor=actor.user_id, now=self.clock())
         return self._save(activity, [], idempotency)
 
+    @_idempotent
     def add_attachment(
         self,
         actor: Actor,
@@ -254,12 +299,11 @@ class ActivityApplication(Application[UUID]):
         expected_version: int | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
-        if replay := self._replay(idempotency):
-            return replay
         activity = self._for_change(actor, activity_id, expected_version)
         self._attach(activity, actor, attachment, self.clock())
         return self._save(activity, [], idempotency, status=201)
 
+    @_idempotent
     def complete(
         self,
         actor: Actor,
@@ -273,8 +317,6 @@ class ActivityApplication(Application[UUID]):
         expected_version: int | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
-        if replay := self._replay(idempotency):
-            return replay
         now = self.clock()
         activity = self._for_change(actor, activity_id, expected_version)
         profile = DiscoveryProfile.from_mapping(discovery_profile) if discovery_profile else None
@@ -304,6 +346,7 @@ class ActivityApplication(Application[UUID]):
             file.record_profile(profile, activity.id, actor.user_id, now)
         return self._save(activity, others, idempotency)
 
+    @_idempotent
     def cancel(
         self,
         actor: Actor,
@@ -313,8 +356,6 @@ class ActivityApplication(Application[UUID]):
         expected_version: int | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
-        if replay := self._replay(idempotency):
-            return replay
         now = self.clock()
         activity = self._for_change(actor, activity_id, expected_version)
         activity.cancel(reason=reason, actor=actor.user_id, now=now)
@@ -507,8 +548,7 @@ class ActivityApplication(Application[UUID]):
         try:
             self.save(*items)
         except IntegrityError:
-            if replay := self._replay(idempotency):
-                return replay
+            # Under a key, `_idempotent` first looks for an earlier outcome of that key.
             raise LostRace(
                 "the activity or its customer changed while this command ran; "
                 "read it again and retry",

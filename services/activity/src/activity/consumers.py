@@ -33,7 +33,9 @@ class CustomerDirectory(SqlView):
         super().__init__(env)
 
     def get(self, customer_id: str) -> CustomerEntry | None:
-        row = self.query_one(
+        # Read on every command, never cached: the consumer that writes this table runs in
+        # another process, and R8 and the unknown-customer check must see its last commit.
+        row = self.read_one(
             "SELECT customer_id, name, segment, prioritized"
             " FROM {t}customers WHERE customer_id = ?",
             (customer_id,),
