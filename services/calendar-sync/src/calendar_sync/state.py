@@ -136,7 +136,7 @@ class SyncState(SqlView):
         Reading them together is no weaker: each was a separate snapshot before, and all
         three are checked again by the commit (tracking uniqueness, the row's revision).
         """
-        row = self.query_one(
+        row = self.read_one(
             f"SELECT p.seen, c.name AS customer_name, {_ENTRY_COLUMNS}"  # noqa: S608
             f" FROM (SELECT {self.position_sql()} AS seen) p"
             " LEFT JOIN {t}entries e ON e.activity_id = ?"
