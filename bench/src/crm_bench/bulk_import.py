@@ -85,12 +85,12 @@ def run(ctx: Context) -> Result:
         "annual agreement in force); every row is imported, none rejected.",
         "Subject: segmentation.imports.CustomerImport as the service actor in a child process "
         "(the import CLI's code; the CLI itself always uses schema 'segmentation'), timed "
-        "inside it; RSS is the child's ru_maxrss. It writes 2–4 events and a registry row per "
+        "inside it; RSS is the child's own VmHWM. It writes 2–4 events and a registry row per "
         "customer.",
         f"Baseline: median of {BASELINE_REPEATS} COPY … (FORMAT csv) of the file into a plain "
         "table with typed columns and no indexes (table emptied between runs).",
-        "2 shared cores, other engineers' jobs running: absolute figures are noisy, the "
-        "ratio less so.",
+        "2 cores shared by the subject, PostgreSQL, Kafka and the bench: absolute figures "
+        "are noisy, the ratio less so.",
     ]
     return result
 

@@ -14,11 +14,14 @@ Each prints one JSON line with what it measured.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from crm_platform.eventstore import StoreLocation
+
+from crm_bench.core import peak_rss_mb
 
 
 def rebuild(location: StoreLocation) -> dict[str, float]:
@@ -66,6 +69,8 @@ def main(argv: list[str]) -> int:
         report = import_csv(location, Path(rest[0]), int(rest[1]))
     else:
         raise SystemExit(f"unknown task {task!r}")
+    # Its own high-water mark, from its own memory map (see datasets.run_child).
+    report["peak_rss_mb"] = peak_rss_mb(os.getpid())
     print(json.dumps(report))
     return 0
 

@@ -159,8 +159,10 @@ class ChildRun:
 
 
 def run_child(task: str, *args: str) -> ChildRun:
-    """Runs `python -m crm_bench.child <task> <args…>` and waits for it with `wait4`, whose
-    rusage gives the child's own high-water mark of resident memory (`ru_maxrss`, KiB)."""
+    """Runs `python -m crm_bench.child <task> <args…>` and waits for it with `wait4` (its CPU
+    time). Its peak RSS is the `VmHWM` the child reports of itself: `ru_maxrss` would not do,
+    because Linux carries the parent's high-water mark over into a vforked child at exec, so
+    it showed this (large) bench process's memory, not the child's."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "crm_bench.child", task, *args],
@@ -177,7 +179,8 @@ def run_child(task: str, *args: str) -> ChildRun:
     if not lines:
         raise RuntimeError(f"crm_bench.child {task} reported nothing")
     cpu = usage.ru_utime + usage.ru_stime
-    return ChildRun(json.loads(lines[-1]), usage.ru_maxrss / 1024, wall, cpu)
+    report = json.loads(lines[-1])
+    return ChildRun(report, float(report.pop("peak_rss_mb")), wall, cpu)
 
 
 def save_profile(ctx: Context, profiler: Profiler, header: str, name: str) -> Path:

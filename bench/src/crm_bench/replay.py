@@ -110,16 +110,16 @@ def run(ctx: Context) -> Result:
         f"{target // replicas:,} generated command by command, replicated {replicas}× for "
         "disjoint customers, consultants and activities, interleaved in time; COPY-loaded, "
         "then ANALYZE.",
-        "Sized as a log of 1M events, not 1M Activity events: at ~3–5k events/s the rebuild "
-        "of 1M Activity events alone takes 3.5–5 min here, which with its baseline does not "
-        "fit the bench's time budget. Throughput and the ratio hardly depend on the size.",
+        "Sized as a log of 1M events, not 1M Activity events: a 2M-event log would take the "
+        "whole `make bench` past its 15-minute budget on 2 cores. The throughput and ratio "
+        "change little with the size (0.17 on a 2M-event log; 0.21–0.29 on 1M in five runs).",
         "Subject: activity.projections.rebuild (the rebuild-read-models CLI's function) in a "
         "child process, timed inside it (shadow view, indexes created after the fill); RSS "
-        "is the child's ru_maxrss.",
+        "is the child's own VmHWM.",
         f"Baseline: median of {BASELINE_REPEATS} select_notifications scans over the same "
         f"topics, batch {REBUILD_BATCH}, without decoding.",
-        "2 shared cores, other engineers' jobs running: absolute figures are noisy, the "
-        "ratio less so.",
+        "2 cores shared by the subject, PostgreSQL, Kafka and the bench: absolute figures "
+        "are noisy, the ratio less so.",
     ]
     return result
 

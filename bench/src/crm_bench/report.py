@@ -61,7 +61,7 @@ def render(found: list[dict[str, Any]], host: dict[str, Any], *, quick: bool) ->
     for result in found:
         for name, value in result["ratios"].items():
             lines.append(
-                f"| {result['name']} | {name} | {value:.2f} | "
+                f"| {result['name']} | {name} | {value:.3g} | "
                 f"{result['targets'].get(name, '')} | {result['ratio_notes'].get(name, '')} | "
                 f"{_figures(_relevant(result['subject'], name))} | "
                 f"{_figures(_relevant(result['baseline'], name))} |"

@@ -100,8 +100,8 @@ def run(ctx: Context) -> Result:
         f"{BATCH_SIZE}); it writes a SegmentChanged event and a registry row per change.",
         f"Baseline: median of {BASELINE_REPEATS} runs of one UPDATE setting every row's "
         "segment by CASE, each on a freshly copied plain table (no indexes, no events).",
-        "2 shared cores, other engineers' jobs running: absolute figures are noisy, the "
-        "ratio less so.",
+        "2 cores shared by the subject, PostgreSQL, Kafka and the bench: absolute figures "
+        "are noisy, the ratio less so.",
     ]
     return result
 
