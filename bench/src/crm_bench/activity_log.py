@@ -208,7 +208,7 @@ class ActivityLog:
         self.open.pop()
 
 
-def events(customers: int, count: int, seed: int = 8) -> Iterator[object]:
+def events(customers: int, count: int, seed: int = 8) -> Iterator[CanMutateAggregate[uuid.UUID]]:
     """`count` domain events in log order, whole commands: the Activity events and, as in
     the service's log, the customer files' events saved with them (about as many)."""
     made = 0

@@ -172,7 +172,7 @@ def load(location: StoreLocation, app: SegmentationApplication, count: int) -> N
     """`count` customers: their events into the events table, their rows into the registry
     (in the same order, so the registry's seq follows registration as the service's does)."""
     protos = prototypes(app, app.clock())
-    events_table = app.recorder.events_table_name
+    events_table = datasets.events_table(app)
     registry = app.registry.registry_table.split(".")[-1]
     columns = COLUMNS.split(", ")
     events_copy = sql.SQL(
@@ -263,7 +263,7 @@ def check_loaded(app: SegmentationApplication, count: int) -> None:
     templated load wrote what the service would have."""
     for n in (0, count // 3, count - 1):
         customer_id = identity(n)[0]
-        from_events = app.repository.get(Customer.id_for(customer_id))
+        from_events: Customer = app.repository.get(Customer.id_for(customer_id))
         row = app.registry.registry_row(customer_id)
         if row is None or vars(row.restore()) != vars(from_events):
             raise RuntimeError(f"customer {customer_id}: events and registry row disagree")

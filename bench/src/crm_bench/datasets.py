@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 from crm_platform.eventstore import StoreLocation
+from eventsourcing.application import Application
 from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 from pyinstrument import Profiler
@@ -193,3 +194,9 @@ def save_profile(ctx: Context, profiler: Profiler, header: str, name: str) -> Pa
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text + "\n")
     return target
+
+
+def events_table(app: Application[Any]) -> str:
+    """The PostgreSQL events table of `app` (the base recorder type does not name it)."""
+    recorder: Any = app.recorder
+    return str(recorder.events_table_name)

@@ -45,7 +45,7 @@ def run(ctx: Context) -> Result:
     with datasets.scratch_store(ctx, "replay") as location:
         app = ActivityApplication(location.env(), directory=_NoCustomers())
         try:
-            events_table = app.recorder.events_table_name
+            events_table = datasets.events_table(app)
             block = [
                 app.mapper.to_stored_event(e)
                 for e in activity_log.events(customers, target // replicas)
@@ -152,7 +152,7 @@ def _profile(ctx: Context, block: list[StoredEvent]) -> None:
     with datasets.scratch_store(ctx, "replay_profile") as location:
         app = ActivityApplication(location.env(), directory=_NoCustomers())
         try:
-            events_table = app.recorder.events_table_name
+            events_table = datasets.events_table(app)
             datasets.copy_events(location, events_table, block)
             datasets.analyze(location, events_table)
             events = _count(location, events_table)

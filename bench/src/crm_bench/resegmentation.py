@@ -47,7 +47,7 @@ def run(ctx: Context) -> Result:
             customers.load(location, app, count)
             customers.check_loaded(app, count)
             registry = app.registry.registry_table.split(".")[-1]
-            datasets.analyze(location, app.recorder.events_table_name, registry)
+            datasets.analyze(location, datasets.events_table(app), registry)
             loaded = time.perf_counter() - started
             today = local_date(app.clock())
             expected = _changing(location, registry, today)
@@ -157,7 +157,7 @@ def _profile(ctx: Context) -> None:
         try:
             customers.load(location, app, PROFILE_CUSTOMERS)
             registry = app.registry.registry_table.split(".")[-1]
-            datasets.analyze(location, app.recorder.events_table_name, registry)
+            datasets.analyze(location, datasets.events_table(app), registry)
             profiler = Profiler(interval=0.005)
             with profiler:
                 outcome = app.set_policy(SERVICE_ACTOR, customers.adjusted_policy())
