@@ -9,6 +9,7 @@ own; `Caller` talks to the APIs with tokens from the stack's issuer; `eventually
 from __future__ import annotations
 
 import os
+import random
 import socket
 import uuid
 import warnings
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from crm_devstack.layout import LAYOUT, NAMES, Ports
+from crm_devstack.layout import LAYOUT, NAMES, UNEPHEMERAL, Ports
 from crm_devstack.processes import tail
 from crm_devstack.stack import Stack, StackError
 
@@ -100,13 +101,11 @@ def drop_schemas(postgres_dsn: str, prefix: str) -> None:
 
 
 def free_port_base(span: int = max(e.offset for e in LAYOUT)) -> int:
-    """A base whose every layout port (base+1 … base+span) is free right now."""
+    """A base whose every layout port (base+1 … base+span) is free right now, below the
+    kernel's ephemeral range like `Ports.free` (outgoing connections cannot take them)."""
+    chance = random.Random()
     for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1]) - 1
-        if base + span >= 65536:
-            continue
+        base = chance.randrange(UNEPHEMERAL[0], UNEPHEMERAL[1] - span - 1)
         with ExitStack() as held:
             try:
                 for offset in {e.offset for e in LAYOUT}:

@@ -7,6 +7,7 @@ gains nothing from splitting them. The issuer plays Entra ID.
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Final
 
 HOST: Final = "127.0.0.1"
+# Where free ports are looked for: below the kernel's default ephemeral range (see Ports.free).
+UNEPHEMERAL: Final = (20000, 32768)
 DEFAULT_PORT_BASE: Final = 8000
 ISSUER: Final = "issuer"
 
@@ -85,16 +88,28 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        """Ports the kernel has free right now (for tests: several stacks side by side).
+        """Ports free right now (for tests: several stacks side by side).
 
-        All sockets are held open until every port is picked, so no two are the same.
+        Picked below the kernel's ephemeral range (32768–60999 by default): a port the
+        kernel hands out itself could be taken by any outgoing connection (a Kafka or
+        PostgreSQL client) between this pick and the process binding it. All sockets are
+        held open until every port is picked, so no two are the same.
         """
+        chance = random.Random()  # noqa: S311 (spreading picks, not secrets)
         with ExitStack() as held:
             picked: dict[str, int] = {}
             for name in NAMES:
-                probe = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                probe.bind((HOST, 0))
-                picked[name] = int(probe.getsockname()[1])
+                for _ in range(1000):
+                    port = chance.randrange(*UNEPHEMERAL)
+                    probe = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                    try:
+                        probe.bind((HOST, port))
+                    except OSError:
+                        continue
+                    picked[name] = port
+                    break
+                else:
+                    raise RuntimeError("no free port below the ephemeral range")
         return cls(picked)
 
     def to_json(self) -> dict[str, int]:
