@@ -4,11 +4,6 @@ survives a restart."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,45 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.embedded_process import EmbeddedProcess
 from tests.support.polling import wait_until
 
 MIA = {"X-Dev-User": "mia@example.dk", "X-Dev-Roles": "sales_manager"}
 ANNA = {"X-Dev-User": "anna@example.dk", "X-Dev-Roles": "consultant"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Embedded:
-    def __init__(self, data: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "AUTH_"))}
-        env |= {"AUTH_MODE": "dev", "CRM_DATA_DIR": str(data)}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "crm_embedded", "--port", str(self.port)],
-            env=env,
-            cwd=data.parent,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def ready(self) -> bool:
-        try:
-            return all(
-                httpx.get(f"{self.base}/{p}/readyz", timeout=2).status_code == 200
-                for p in ("activity", "segmentation", "calendar-sync")
-            )
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -63,19 +24,17 @@ def data(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def embedded(data: Path) -> Iterator[Embedded]:
-    system = Embedded(data)
+def embedded(data: Path) -> Iterator[EmbeddedProcess]:
+    system = EmbeddedProcess(data, data.parent / "crm_embedded.log")
     try:
         wait_until(system.ready, timeout=60, interval=0.2, message="the embedded system")
         yield system
     finally:
-        if system.process.poll() is None:
-            system.process.kill()
-            system.process.wait()
+        system.stop()
 
 
 def test_the_embedded_system_answers_connects_and_keeps_its_data(
-    embedded: Embedded,
+    embedded: EmbeddedProcess,
     data: Path,
 ) -> None:
     base = embedded.base
@@ -121,7 +80,7 @@ def test_the_embedded_system_answers_connects_and_keeps_its_data(
     wait_until(in_feed, timeout=30, message="the activity in the consultant's feed")
     assert embedded.stop() == 0
 
-    again = Embedded(data)
+    again = EmbeddedProcess(data, data.parent / "crm_embedded-restarted.log")
     try:
         wait_until(again.ready, timeout=60, interval=0.2, message="the restarted system")
         response = httpx.get(
@@ -130,5 +89,4 @@ def test_the_embedded_system_answers_connects_and_keeps_its_data(
         assert (response.status_code, response.json()["subject"]) == (200, "Status")
         assert again.stop() == 0
     finally:
-        if again.process.poll() is None:
-            again.process.kill()
+        again.stop()
