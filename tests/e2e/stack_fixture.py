@@ -12,7 +12,6 @@ import os
 import random
 import socket
 import uuid
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -78,26 +77,6 @@ def running_stack(state_dir: Path, env: Mapping[str, str]) -> Iterator[Stack]:
     finally:
         stack.down()
         stack.close()
-
-
-def drop_schemas(postgres_dsn: str, prefix: str) -> None:
-    """Best effort: the stack's schemas go once its processes are stopped."""
-    import psycopg
-    from psycopg import sql
-
-    try:
-        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-            conn.execute("set lock_timeout = '10s'")
-            names = [
-                row[0]
-                for row in conn.execute(
-                    "select nspname from pg_namespace where starts_with(nspname, %s)", (prefix,)
-                )
-            ]
-            for name in names:
-                conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
-    except Exception as exc:
-        warnings.warn(f"could not drop the stack's schemas {prefix}*: {exc!r}", stacklevel=1)
 
 
 def free_port_base(span: int = max(e.offset for e in LAYOUT)) -> int:

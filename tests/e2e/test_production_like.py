@@ -35,7 +35,6 @@ from crm_devstack.stack import Stack
 from tests.e2e.stack_fixture import (
     REPO,
     Caller,
-    drop_schemas,
     eventually,
     free_port_base,
     ok,
@@ -44,6 +43,7 @@ from tests.e2e.stack_fixture import (
     unique_prefix,
 )
 from tests.fakes import GraphFake
+from tests.support.schemas import drop_schemas
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -24,9 +24,9 @@ from crm_platform.workers import Supervisor
 from segmentation.rules import local_date
 from segmentation.service import SegmentationService
 
-from tests.e2e.stack_fixture import drop_schemas
 from tests.support.people import ANNA, MIA
 from tests.support.polling import wait_until
+from tests.support.schemas import drop_schemas
 
 LIMIT_S = 2.0
 

@@ -13,14 +13,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from activity.service import ActivityService
 from calendar_sync.service import CalendarSyncService
 from crm_platform.messaging.transport import KafkaTransport
 from crm_platform.settings import RuntimeSettings
-from psycopg import sql
 from segmentation.service import SegmentationService
+
+from tests.support.schemas import drop_schemas
 
 STARTERS = 4
 ROUNDS = 3
@@ -36,14 +36,8 @@ BUILDERS: dict[str, Callable[[RuntimeSettings, Any], Any]] = {
 def prefixes(postgres_dsn: str) -> Iterator[list[str]]:
     used: list[str] = []
     yield used
-    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        for prefix in used:
-            for service in BUILDERS:
-                conn.execute(
-                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                        sql.Identifier(f"{prefix}{service}")
-                    )
-                )
+    for prefix in used:
+        drop_schemas(postgres_dsn, prefix)
 
 
 def start_together(
