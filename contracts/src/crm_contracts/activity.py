@@ -29,6 +29,7 @@ from crm_contracts.primitives import (
     Sha256,
     Subject,
     Uri,
+    UserId,
     UtcDateTime,
 )
 
@@ -64,7 +65,7 @@ class ActivityPlanned(ActivityEvent):
 
     ce_type: ClassVar[str] = "crm.activity.planned.v1"
 
-    owner: Id
+    owner: UserId
     type: ActivityType
     channel: Channel
     subject: Subject
@@ -83,7 +84,7 @@ class ActivityMoved(ActivityEvent):
 
     ce_type: ClassVar[str] = "crm.activity.moved.v1"
 
-    owner: Id
+    owner: UserId
     type: ActivityType
     channel: Channel
     subject: Subject
@@ -106,7 +107,7 @@ class ActivityRetyped(ActivityEvent):
 
     ce_type: ClassVar[str] = "crm.activity.retyped.v1"
 
-    owner: Id
+    owner: UserId
     subject: Subject
     starts_at: UtcDateTime
     ends_at: UtcDateTime
@@ -127,8 +128,8 @@ class ActivityReassigned(ActivityEvent):
 
     ce_type: ClassVar[str] = "crm.activity.reassigned.v1"
 
-    from_owner: Id
-    to_owner: Id
+    from_owner: UserId
+    to_owner: UserId
     type: ActivityType
     channel: Channel
     subject: Subject
@@ -146,7 +147,7 @@ class ActivityCompleted(ActivityEvent):
 
     ce_type: ClassVar[str] = "crm.activity.completed.v1"
 
-    owner: Id
+    owner: UserId
     type: ActivityType
     channel: Channel
     note: Note
@@ -163,7 +164,7 @@ class ActivityCancelled(ActivityEvent):
 
     ce_type: ClassVar[str] = "crm.activity.cancelled.v1"
 
-    owner: Id
+    owner: UserId
     reason: Reason
 
 
@@ -172,7 +173,7 @@ class ActivityRegistered(ActivityEvent):
 
     ce_type: ClassVar[str] = "crm.activity.registered.v1"
 
-    owner: Id
+    owner: UserId
     type: ActivityType
     channel: Channel
     held_at: UtcDateTime = Field(description="When the unplanned activity took place (UTC).")

@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from crm_contracts.base import ContractModel, Message
 from crm_contracts.enums import Segment
-from crm_contracts.primitives import Cvr, Id, Money, Name, UtcDateTime
+from crm_contracts.primitives import Cvr, Id, Money, Name, UserId, UtcDateTime
 
 
 class AnnualAgreement(ContractModel):
@@ -40,7 +40,7 @@ class CustomerSnapshot(Message):
     customer_id: Id
     name: Name
     cvr: Cvr | None = None
-    owner: Id | None = Field(default=None, description="The responsible consultant, if any.")
+    owner: UserId | None = Field(default=None, description="The responsible consultant, if any.")
     potential_dkk: Money | None = Field(
         default=None, description="Assessed annual potential; null means not yet assessed."
     )

@@ -39,8 +39,8 @@ NEXT_ACTIVITY_ID: Final = UUID("5d0c2a9b-7e41-4c3f-b1d8-2f9e6a7c4b02")
 REGISTERED_ACTIVITY_ID: Final = UUID("c3d2e1f0-a9b8-4c7d-8e6f-5a4b3c2d1e04")
 ATTACHMENT_ID: Final = UUID("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c03")
 CUSTOMER_ID: Final = "cust-1042"
-CONSULTANT: Final = "u-anne"
-OTHER_CONSULTANT: Final = "u-bo"
+CONSULTANT: Final = "anne@example.dk"
+OTHER_CONSULTANT: Final = "bo@example.dk"
 
 
 def _at(day: int, hour: int, minute: int = 0) -> datetime:

@@ -20,6 +20,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from crm_contracts.patterns import ID_PATTERN, MAILBOX_PATTERN, TEXT_PATTERN
+
 ID_MAX: Final = 100
 SUBJECT_MAX: Final = 200
 NAME_MAX: Final = 200
@@ -41,16 +43,25 @@ def _to_utc(value: datetime) -> datetime:
 UtcDateTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 """A timezone-aware instant, normalised to UTC; naive datetimes are refused."""
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=r"^\S+$")]
-"""An opaque identifier (user, customer): no whitespace, at most 100 characters."""
+Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)]
+"""An opaque identifier (customer): see `ID_PATTERN`, at most 100 characters."""
 
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=SUBJECT_MAX)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX)]
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=REASON_MAX)]
-Note = Annotated[str, StringConstraints(min_length=1, max_length=NOTE_MAX)]
+UserId = Annotated[str, StringConstraints(min_length=3, max_length=ID_MAX, pattern=MAILBOX_PATTERN)]
+"""A consultant or manager, by the e-mail address that is also their Outlook mailbox."""
+
+
+def text(max_length: int, min_length: int = 0) -> StringConstraints:
+    """The constraints of free text: at most `max_length` characters, see `TEXT_PATTERN`."""
+    return StringConstraints(min_length=min_length, max_length=max_length, pattern=TEXT_PATTERN)
+
+
+Subject = Annotated[str, text(SUBJECT_MAX, 1)]
+Name = Annotated[str, text(NAME_MAX, 1)]
+Reason = Annotated[str, text(REASON_MAX, 1)]
+Note = Annotated[str, text(NOTE_MAX, 1)]
 """Free text that must say something; the domain decides what counts as non-trivial (R4)."""
 
-ProfileText = Annotated[str, StringConstraints(max_length=NOTE_MAX)]
+ProfileText = Annotated[str, text(NOTE_MAX)]
 """A discovery-profile answer; may be empty when the customer had nothing to tell."""
 
 Version = Annotated[int, Field(ge=1, description="Aggregate version after this change.")]
@@ -59,15 +70,15 @@ Cvr = Annotated[str, StringConstraints(pattern=r"^\d{8}$")]
 """Danish company registration number: exactly eight digits."""
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-Filename = Annotated[str, StringConstraints(min_length=1, max_length=FILENAME_MAX)]
+Filename = Annotated[str, text(FILENAME_MAX, 1)]
 MediaType = Annotated[
     str,
-    StringConstraints(max_length=MEDIA_TYPE_MAX, pattern=r"^[\w.+-]+/[\w.+-]+(;.*)?$"),
+    StringConstraints(max_length=MEDIA_TYPE_MAX, pattern=r"^[\w.+-]+/[\w.+-]+(;[ -~]*)?$"),
 ]
 Uri = Annotated[
-    str, StringConstraints(max_length=URI_MAX, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+    str, StringConstraints(max_length=URI_MAX, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:[!-~]+$")
 ]
-Mailbox = Annotated[str, StringConstraints(max_length=MAILBOX_MAX, pattern=r"^[^@\s]+@[^@\s]+$")]
+Mailbox = Annotated[str, StringConstraints(max_length=MAILBOX_MAX, pattern=MAILBOX_PATTERN)]
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=EXTERNAL_ID_MAX)]
 """An id assigned by another system (e.g. a Graph event id), which can be long."""
 

@@ -121,7 +121,7 @@ def test_bad_input_gets_422_naming_the_field_and_stores_nothing(
     error = response.json()
     assert error["code"] == code
     if field:
-        assert field in error["message"]
+        assert field in error["detail"]
     assert "Traceback" not in response.text
     assert app.recorder.max_notification_id() == before
 
@@ -166,7 +166,7 @@ def test_unknown_customer_and_unknown_activity(client: TestClient, clock: Manual
     assert (response.status_code, response.json()["code"]) == (404, "not_found")
     response = client.get("/activities/not-a-uuid", headers=ANNA_H)
     assert response.status_code == 422
-    assert "path.activity_id" in response.json()["message"]
+    assert "path.activity_id" in response.json()["detail"]
 
 
 @pytest.mark.usefixtures("customers")
@@ -182,7 +182,7 @@ def test_R8_over_http_is_a_409_naming_the_customer(
     )
     assert response.status_code == 409
     assert response.json()["code"] == "R8"
-    assert "Bager Hansen ApS" in response.json()["message"]
+    assert "Bager Hansen ApS" in response.json()["detail"]
     follow_up = plan_body(
         clock, customer_id="c-prio", type="proposal_meeting", channel="physical", subject="Oplæg"
     )

@@ -103,7 +103,7 @@ def test_R3_an_unbooked_physical_registration_must_be_an_unannounced_visit(
         422,
         "R3",
     )
-    assert "unannounced_visit" in error["message"]
+    assert "unannounced_visit" in error["detail"]
     response = client.post(
         "/activities/registrations",
         headers=ANNA_H,
@@ -206,7 +206,7 @@ def test_R10_a_discovery_meeting_completes_only_with_the_full_profile(
         422,
         "R10",
     )
-    assert error["details"]["missing"] == ["competitors", "strategy"]
+    assert error["missing"] == ["competitors", "strategy"]
     response = client.post(
         f"/activities/{meeting['id']}/complete",
         headers=ANNA_H,
@@ -231,4 +231,4 @@ def test_a_completion_note_over_10000_characters_is_refused(
         422,
         "validation_error",
     )
-    assert "body.note" in error["message"]
+    assert "body.note" in error["detail"]

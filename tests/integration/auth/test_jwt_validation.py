@@ -35,7 +35,7 @@ def assert_refused(client: TestClient, token: str) -> None:
     body = response.json()
     assert body["code"] == "unauthenticated"
     # One message for every failed check: the caller must not learn which one it was.
-    assert body["message"] == "Authentication is required: send valid credentials."
+    assert body["detail"] == "Authentication is required: send valid credentials."
 
 
 def test_valid_consultant_token_yields_the_principal(

@@ -49,7 +49,7 @@ def events(app: SegmentationApplication) -> int:
 
 
 def fields_of(response: Any) -> set[str]:
-    return {str(e.get("field")) for e in response.json()["details"]["errors"]}
+    return {str(e.get("field")) for e in response.json()["errors"]}
 
 
 def test_register_answers_201_with_location_etag_and_an_unsegmented_customer(

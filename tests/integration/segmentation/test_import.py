@@ -138,7 +138,7 @@ def test_only_managers_import_and_a_file_without_the_columns_is_refused(
     assert post(client, FILE, ANNA_H).status_code == 403
     missing = post(client, "customer_id,name\nk-1,X\n")
     assert missing.status_code == 422
-    assert "potential_dkk" in missing.json()["message"]
+    assert "potential_dkk" in missing.json()["detail"]
     assert post(client, "").status_code == 422
     wrong = client.post(
         "/customers/import", content=b"{}", headers={**MIA_H, "Content-Type": "application/json"}

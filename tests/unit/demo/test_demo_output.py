@@ -130,7 +130,7 @@ def test_a_system_refusing_the_demos_credentials_says_so() -> None:
     def jwt_only(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/healthz"):
             return httpx.Response(200)
-        return httpx.Response(401, json={"code": "unauthenticated", "message": "no"})
+        return httpx.Response(401, json={"code": "unauthenticated", "detail": "no"})
 
     with pytest.raises(Refused, match="401 unauthenticated"):
         Api(Config(), httpx.MockTransport(jwt_only)).check_reachable()

@@ -45,7 +45,7 @@ def describe(response: httpx.Response) -> str:
     except ValueError:
         body = None
     if isinstance(body, dict) and "code" in body:
-        return f"{response.status_code} {body['code']}: {body.get('message', '')}"
+        return f"{response.status_code} {body['code']}: {body.get('detail', '')}"
     return f"{response.status_code}: {response.text[:200]}"
 
 
@@ -172,5 +172,5 @@ def error_of(response: httpx.Response) -> tuple[str, str]:
     except ValueError:
         return "", response.text[:200]
     if isinstance(body, dict):
-        return str(body.get("code", "")), str(body.get("message", ""))
+        return str(body.get("code", "")), str(body.get("detail", ""))
     return "", str(body)[:200]

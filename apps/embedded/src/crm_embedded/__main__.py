@@ -18,6 +18,7 @@ from calendar_sync.service import ROLES as CALENDAR_ROLES
 from calendar_sync.service import CalendarSyncService
 from calendar_sync.settings import CalendarSyncSettings, GraphSettings
 from crm_platform.auth import Authenticator, AuthSettings, ConfigurationError
+from crm_platform.http import install_error_handlers
 from crm_platform.logs import CorrelationId, configure_logging
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Supervisor
@@ -47,6 +48,8 @@ def serve(host: str, port: int) -> None:
         ]
     )
     root = FastAPI(title="CRM activity backbone", docs_url=None, redoc_url=None, openapi_url=None)
+    # Paths outside the three services answer like the services do (problem+json, full Allow).
+    install_error_handlers(root)
     root.mount("/activity", activity.api(auth))
     root.mount("/segmentation", segmentation.api(auth))
     root.mount("/calendar-sync", calendar.api(auth))

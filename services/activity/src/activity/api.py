@@ -12,15 +12,22 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from crm_platform.auth import Authenticator, Principal
-from crm_platform.http import BodySizeLimit, error_responses, install_error_handlers
+from crm_platform.http import (
+    API_ERROR_STATUSES,
+    BodySizeLimit,
+    StrictRoute,
+    error_responses,
+    install_error_handlers,
+)
 from crm_platform.http.conditional import etag, expected_version, idempotency_key
 from crm_platform.http.refusals import install_refusal_handlers
 from crm_platform.idempotency import IdempotencyKey
 from crm_platform.ops import ops_router
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from crm_platform.values import CustomerIdPath, InstantQuery
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.encoders import jsonable_encoder
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from activity.application import ActivityApplication, Outcome
 from activity.schemas import (
@@ -58,7 +65,7 @@ def create_app(api: ActivityApi, *, root_path: str = "") -> FastAPI:
         version="1",
         root_path=root_path,
         description="Customer activities by the sales guide's rules R1–R10.",
-        responses=error_responses(401, 403, 422),
+        responses=error_responses(*API_ERROR_STATUSES),
     )
     install_error_handlers(web)
     web.add_middleware(BodySizeLimit, max_bytes=api.max_body_bytes)
@@ -77,7 +84,7 @@ def create_app(api: ActivityApi, *, root_path: str = "") -> FastAPI:
 
 
 def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
-    router = APIRouter(tags=["activities"])
+    router = APIRouter(tags=["activities"], route_class=StrictRoute)
     app = api.app
     Caller = Annotated[Principal, Depends(api.auth.principal)]
     IfMatch = Annotated[
@@ -305,7 +312,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         activity_id: UUID,
         caller: Caller,
         response: Response,
-        as_of: Annotated[AwareDatetime | None, Query()] = None,
+        as_of: InstantQuery = None,
     ) -> ActivityOut:
         activity = app.activity(activity_id, as_of=as_of)
         response.headers["ETag"] = etag(activity.version)
@@ -325,7 +332,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         summary="The customer's discovery profile now, or at `as_of` (R10)",
     )
     def discovery_profile(
-        customer_id: str, caller: Caller, as_of: Annotated[AwareDatetime | None, Query()] = None
+        customer_id: CustomerIdPath, caller: Caller, as_of: InstantQuery = None
     ) -> DiscoveryProfileOut:
         profile, revision, event = app.discovery_profile(customer_id, as_of=as_of)
         return DiscoveryProfileOut(

@@ -10,9 +10,10 @@ from typing import Annotated, Generic, TypeVar
 
 from crm_contracts.enums import ActivityType
 from crm_platform.auth import Authenticator, Principal
-from crm_platform.http import ApiError, error_responses
+from crm_platform.http import ApiError, StrictRoute, error_responses
+from crm_platform.values import CustomerIdPath, CustomerIdQuery, Instant, OwnerQuery
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from activity.read_queries import (
     DEFAULT_PAGE,
@@ -29,11 +30,12 @@ from activity.read_queries import (
 T = TypeVar("T")
 Status = Annotated[str | None, Query(pattern="^(planned|completed|cancelled)$")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
-Cursor = Annotated[str | None, Query(max_length=512, description="From the previous page")]
-From = Annotated[AwareDatetime | None, Query(alias="from", description="Inclusive")]
-To = Annotated[AwareDatetime | None, Query(alias="to", description="Exclusive")]
-OwnerFilter = Annotated[str | None, Query(max_length=254)]
-CustomerFilter = Annotated[str | None, Query(max_length=100)]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=512, pattern=r"^[A-Za-z0-9_-]*$", description="From the previous page"),
+]
+From = Annotated[Instant | None, Query(alias="from", description="Inclusive")]
+To = Annotated[Instant | None, Query(alias="to", description="Exclusive")]
 
 
 class Page(BaseModel, Generic[T]):
@@ -44,7 +46,7 @@ class Page(BaseModel, Generic[T]):
 def read_router(
     queries: ActivityQueries, auth: Authenticator, clock: Callable[[], datetime]
 ) -> APIRouter:
-    router = APIRouter(tags=["read models"])
+    router = APIRouter(tags=["read models"], route_class=StrictRoute)
     Caller = Annotated[Principal, Depends(auth.principal)]
     bad_cursor = error_responses(422)
 
@@ -67,8 +69,8 @@ def read_router(
     )
     def list_activities(
         caller: Caller,
-        owner: str | None = Query(None, max_length=254),
-        customer_id: str | None = Query(None, max_length=100),
+        owner: OwnerQuery = None,
+        customer_id: CustomerIdQuery = None,
         status: Status = None,
         type: ActivityType | None = None,
         starts_from: From = None,
@@ -100,8 +102,8 @@ def read_router(
     )
     def overdue(
         caller: Caller,
-        owner: str | None = Query(None, max_length=254),
-        customer_id: str | None = Query(None, max_length=100),
+        owner: OwnerQuery = None,
+        customer_id: CustomerIdQuery = None,
         cursor: Cursor = None,
         limit: Limit = DEFAULT_PAGE,
     ) -> Page[ActivityRow]:
@@ -121,7 +123,10 @@ def read_router(
         summary="Everything that happened with a customer's activities, newest first",
     )
     def timeline(
-        customer_id: str, caller: Caller, cursor: Cursor = None, limit: Limit = DEFAULT_PAGE
+        customer_id: CustomerIdPath,
+        caller: Caller,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_PAGE,
     ) -> Page[TimelineEntry]:
         return page(lambda: queries.timeline(customer_id, cursor=cursor, limit=limit))
 

@@ -184,6 +184,9 @@ def decode_cursor(cursor: str, kinds: Sequence[type]) -> list[Any]:
         not isinstance(key, list)
         or len(key) != len(kinds)
         or not all(type(v) is k for v, k in zip(key, kinds, strict=True))
+        # A forged cursor must not smuggle in what PostgreSQL cannot compare (a NUL).
+        or any(isinstance(v, str) and "\x00" in v for v in key)
+        or any(isinstance(v, int) and not -(2**63) <= v < 2**63 for v in key)
     ):
         raise InvalidCursor("the cursor is not one this list handed out")
     return key

@@ -9,26 +9,28 @@ from uuid import UUID
 
 from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason
 from crm_contracts.primitives import (
-    FILENAME_MAX,
-    ID_MAX,
-    MEDIA_TYPE_MAX,
     NOTE_MAX,
     REASON_MAX,
-    SUBJECT_MAX,
-    URI_MAX,
+    Filename,
+    MediaType,
+    Sha256,
+    Subject,
+    Uri,
+    UserId,
+    text,
 )
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from crm_contracts.primitives import Id as CustomerId
+from crm_contracts.primitives import Reason as RequiredReason
+from crm_platform.values import Instant
+from pydantic import BaseModel, ConfigDict, Field
 
 from activity.application import AttachmentRequest, PlanRequest
 from activity.domain import Activity
 from activity.rules import STOCK_PHRASES, VALUABLE_NOTE_MIN_CHARS
 
-CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=r"^\S+$")]
-# The contracts carry owners as `Id` (100 characters); a longer one could never be published.
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=r"^\S+$")]
-Subject = Annotated[str, StringConstraints(min_length=1, max_length=SUBJECT_MAX)]
-Note = Annotated[str, StringConstraints(max_length=NOTE_MAX)]
-Reason = Annotated[str, StringConstraints(max_length=REASON_MAX)]
+# Optional free text may be empty here; the rules decide when it must say something (R4, R6).
+Note = Annotated[str, text(NOTE_MAX)]
+Reason = Annotated[str, text(REASON_MAX)]
 
 R4_DESCRIPTION = (
     "What happened. For an unplanned contact (R4) the note must add value: at least "
@@ -47,8 +49,8 @@ class PlanIn(Body):
     type: ActivityType
     channel: Channel
     subject: Subject = Field(description="What the activity is about (R5).")
-    starts_at: AwareDatetime = Field(description="ISO 8601 with an offset; must be future.")
-    ends_at: AwareDatetime
+    starts_at: Instant = Field(description="ISO 8601 with an offset; must be future.")
+    ends_at: Instant
     agenda: Note | None = None
 
     def to_request(self) -> PlanRequest:
@@ -65,8 +67,8 @@ class PlanIn(Body):
 
 
 class MoveIn(Body):
-    starts_at: AwareDatetime = Field(description="The new time; must be in the future (R1).")
-    ends_at: AwareDatetime | None = Field(default=None, description="Default: keeps the duration.")
+    starts_at: Instant = Field(description="The new time; must be in the future (R1).")
+    ends_at: Instant | None = Field(default=None, description="Default: keeps the duration.")
     reason: MoveReason = Field(description="Why it moved, e.g. `no_answer` (R1).")
     note: Note | None = None
 
@@ -82,20 +84,16 @@ class ReassignIn(Body):
 
 
 class CancelIn(Body):
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=REASON_MAX)]
+    reason: RequiredReason
 
 
 class AttachmentIn(Body):
     kind: AttachmentKind = Field(description="`proposal` satisfies R9.")
-    filename: Annotated[str, StringConstraints(min_length=1, max_length=FILENAME_MAX)]
-    media_type: Annotated[
-        str, StringConstraints(max_length=MEDIA_TYPE_MAX, pattern=r"^[\w.+-]+/[\w.+-]+(;.*)?$")
-    ]
+    filename: Filename
+    media_type: MediaType
     size: int = Field(ge=0, le=10 * 1024**3)
-    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-    uri: Annotated[
-        str, StringConstraints(max_length=URI_MAX, pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
-    ]
+    sha256: Sha256
+    uri: Uri
 
     def to_request(self) -> AttachmentRequest:
         return AttachmentRequest(
@@ -136,7 +134,7 @@ class RegistrationIn(Body):
     owner: UserId
     type: ActivityType = Field(description="A physical one must be `unannounced_visit` (R3).")
     channel: Channel
-    occurred_at: AwareDatetime = Field(description="When it happened; not in the future.")
+    occurred_at: Instant = Field(description="When it happened; not in the future.")
     subject: Subject | None = None
     note: Note = Field(description=R4_DESCRIPTION)
     next_step: Note | None = None

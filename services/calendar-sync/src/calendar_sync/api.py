@@ -11,8 +11,17 @@ from typing import Annotated
 from uuid import UUID
 
 from crm_contracts.enums import SyncStatus
+from crm_contracts.patterns import MAILBOX_PATTERN
+from crm_contracts.primitives import MAILBOX_MAX
 from crm_platform.auth import Authenticator, Principal, Role
-from crm_platform.http import ApiError, BodySizeLimit, error_responses, install_error_handlers
+from crm_platform.http import (
+    API_ERROR_STATUSES,
+    ApiError,
+    BodySizeLimit,
+    StrictRoute,
+    error_responses,
+    install_error_handlers,
+)
 from crm_platform.ops import ops_router
 from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, Field
@@ -79,7 +88,7 @@ def create_app(api: SyncApi, *, root_path: str = "") -> FastAPI:
         version="1",
         root_path=root_path,
         description="Planned activities in the consultants' calendars, exactly once.",
-        responses=error_responses(401, 403, 422),
+        responses=error_responses(*API_ERROR_STATUSES),
     )
     install_error_handlers(web)
     web.add_middleware(BodySizeLimit, max_bytes=api.max_body_bytes)
@@ -91,7 +100,7 @@ def create_app(api: SyncApi, *, root_path: str = "") -> FastAPI:
 
 
 def _routes(api: SyncApi) -> APIRouter:
-    router = APIRouter(tags=["sync"])
+    router = APIRouter(tags=["sync"], route_class=StrictRoute)
     Caller = Annotated[Principal, Depends(api.auth.principal)]
     Operator = Annotated[
         Principal, Depends(api.auth.require_roles(Role.SALES_MANAGER, Role.SERVICE))
@@ -115,7 +124,8 @@ def _routes(api: SyncApi) -> APIRouter:
         summary="Compare an owner's calendar with the CRM and repair the drift",
     )
     def reconcile(
-        caller: Operator, owner: Annotated[str, Query(min_length=3, max_length=254)]
+        caller: Operator,
+        owner: Annotated[str, Query(min_length=3, max_length=MAILBOX_MAX, pattern=MAILBOX_PATTERN)],
     ) -> ReconcileOut:
         report = api.reconciler.reconcile(mailbox_of(owner))
         return ReconcileOut(

@@ -16,7 +16,8 @@ from typing import Annotated
 from urllib.parse import quote
 
 from crm_platform.auth import Authenticator, AuthMode, Principal
-from crm_platform.http import ApiError, Forbidden, error_responses
+from crm_platform.http import ApiError, Forbidden, StrictRoute, error_responses
+from crm_platform.values import MailboxPath
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
@@ -59,7 +60,7 @@ def authenticate(auth: Authenticator, request: Request) -> Principal:
 def feed_router(
     feed: FeedStore, auth: Authenticator, base_url: str, clock: Callable[[], datetime]
 ) -> APIRouter:
-    router = APIRouter(tags=["calendar feed"])
+    router = APIRouter(tags=["calendar feed"], route_class=StrictRoute)
     Caller = Annotated[Principal, Depends(auth.principal)]
     base = base_url.rstrip("/")
 
@@ -70,9 +71,9 @@ def feed_router(
         summary="The owner's CRM activities as an iCalendar feed (RFC 5545)",
     )
     def calendar(
-        owner: str,
+        owner: MailboxPath,
         request: Request,
-        token: Annotated[str | None, Query(max_length=200)] = None,
+        token: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")] = None,
     ) -> Response:
         mailbox = mailbox_of(owner)
         if token is not None:
@@ -92,7 +93,7 @@ def feed_router(
         responses=error_responses(403),
         summary="Issue a new secret feed URL for Outlook; the previous one stops working",
     )
-    def rotate(owner: str, caller: Caller) -> FeedToken:
+    def rotate(owner: MailboxPath, caller: Caller) -> FeedToken:
         mailbox = mailbox_of(owner)
         if caller.user_id != mailbox and not caller.is_manager:
             raise Forbidden("Only the owner or a sales manager may rotate the feed URL.")

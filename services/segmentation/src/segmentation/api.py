@@ -8,16 +8,23 @@ import io
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Annotated, Any
 
 from crm_contracts.enums import Segment
 from crm_platform.auth import Authenticator, Principal
-from crm_platform.http import ApiError, BodySizeLimit, error_responses, install_error_handlers
+from crm_platform.http import (
+    API_ERROR_STATUSES,
+    ApiError,
+    BodySizeLimit,
+    StrictRoute,
+    error_responses,
+    install_error_handlers,
+)
 from crm_platform.http.conditional import etag, expected_version, idempotency_key
 from crm_platform.http.refusals import install_refusal_handlers
 from crm_platform.idempotency import IdempotencyKey
 from crm_platform.ops import ops_router
+from crm_platform.values import CustomerIdPath, Day, OwnerQuery
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
@@ -85,7 +92,7 @@ def create_app(api: SegmentationApi, *, root_path: str = "") -> FastAPI:
         version="1",
         root_path=root_path,
         description="Customers, their potentials, agreements and segments; the policy.",
-        responses=error_responses(401, 403, 422),
+        responses=error_responses(*API_ERROR_STATUSES),
     )
     install_error_handlers(web)
     web.add_middleware(_BodyLimits, max_bytes=api.max_body_bytes, import_bytes=api.max_import_bytes)
@@ -116,7 +123,7 @@ def keyed(
 
 
 def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
-    router = APIRouter(tags=["customers"])
+    router = APIRouter(tags=["customers"], route_class=StrictRoute)
     app = api.app
     Caller = Annotated[Principal, Depends(api.auth.principal)]
     changes = error_responses(404, 409, 412, 422)
@@ -169,7 +176,7 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         return respond("register", Outcome(customer, 201), response)
 
     @router.get("/customers/{customer_id}", responses=error_responses(404), summary="A customer")
-    def get(customer_id: str, caller: Caller, response: Response) -> CustomerOut:
+    def get(customer_id: CustomerIdPath, caller: Caller, response: Response) -> CustomerOut:
         view = app.customer(customer_id)
         response.headers["ETag"] = etag(view.version)
         return out(view.customer)
@@ -179,7 +186,7 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         caller: Caller,
         segment: Segment | None = None,
         prioritized: bool | None = None,
-        owner: Annotated[str | None, Query(max_length=320)] = None,
+        owner: OwnerQuery = None,
         cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> CustomerPage:
@@ -205,7 +212,7 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         summary="Assess the annual potential (sales managers)",
     )
     def potential(
-        customer_id: str,
+        customer_id: CustomerIdPath,
         body: PotentialIn,
         caller: Caller,
         request: Request,
@@ -230,7 +237,7 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         summary="Record (or extend) the annual agreement (sales managers)",
     )
     def agreement(
-        customer_id: str,
+        customer_id: CustomerIdPath,
         body: AgreementIn,
         caller: Caller,
         request: Request,
@@ -254,11 +261,11 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         summary="End the annual agreement (default: yesterday was its last day)",
     )
     def end_agreement(
-        customer_id: str,
+        customer_id: CustomerIdPath,
         caller: Caller,
         request: Request,
         response: Response,
-        ends_on: Annotated[date | None, Query(description="Its new last day")] = None,
+        ends_on: Annotated[Day | None, Query(description="Its new last day")] = None,
         if_match: IfMatch = None,
         key: IdemKey = None,
     ) -> CustomerOut:
@@ -277,7 +284,7 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         summary="Rename, or change the owner (sales managers)",
     )
     def patch(
-        customer_id: str,
+        customer_id: CustomerIdPath,
         body: CustomerPatch,
         caller: Caller,
         request: Request,
@@ -319,7 +326,7 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         responses=error_responses(404),
         summary="Every change: what, when, who, why",
     )
-    def history(customer_id: str, caller: Caller) -> list[HistoryEntry]:
+    def history(customer_id: CustomerIdPath, caller: Caller) -> list[HistoryEntry]:
         return [_history_entry(event) for event in app.history(customer_id)]
 
     @router.post(

@@ -19,7 +19,8 @@ from typing import Annotated, Any, Final
 from crm_contracts.enums import ActivityType, Segment
 from crm_platform.auth import Authenticator, Principal
 from crm_platform.auth.principal import normalize_user_id
-from crm_platform.http import ApiError, error_responses
+from crm_platform.http import ApiError, StrictRoute, error_responses
+from crm_platform.values import CustomerIdPath, OwnerQuery
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
@@ -96,7 +97,7 @@ def attainment_router(
     auth: Authenticator,
     clock: Callable[[], datetime],
 ) -> APIRouter:
-    router = APIRouter(tags=["attainment"])
+    router = APIRouter(tags=["attainment"], route_class=StrictRoute)
     Caller = Annotated[Principal, Depends(auth.principal)]
 
     @router.get(
@@ -106,7 +107,7 @@ def attainment_router(
         summary="A customer's meetings against the year's targets (CSV with Accept: text/csv)",
     )
     def customer_attainment(
-        customer_id: str, request: Request, caller: Caller, year: Year = None
+        customer_id: CustomerIdPath, request: Request, caller: Caller, year: Year = None
     ) -> CustomerAttainmentBody | Response:
         now = clock()
         found = consumer_view.customer_attainment(customer_id, year or local_date(now).year, now)
@@ -125,7 +126,7 @@ def attainment_router(
         request: Request,
         caller: Caller,
         year: Year = None,
-        owner: Annotated[str | None, Query(max_length=254)] = None,
+        owner: OwnerQuery = None,
         segment: Segment | None = None,
     ) -> AttainmentReport | Response:
         wanted = normalize_user_id(owner) if owner else None

@@ -31,6 +31,7 @@ from segmentation.rules import (
     require_id,
     require_name,
     require_note,
+    require_owner,
     require_potential,
 )
 
@@ -181,7 +182,7 @@ class Customer(Aggregate):
             customer_id=customer_id,
             name=require_name(name),
             cvr=require_cvr(cvr),
-            owner=require_id(owner, "owner") if owner else None,
+            owner=require_owner(owner) if owner else None,
             segment=segment.value,
             prioritized=policy.is_prioritized(segment),
             policy_version=policy.version,
@@ -196,7 +197,7 @@ class Customer(Aggregate):
         self.trigger_event(self.Renamed, timestamp=now, name=name, actor=actor)
 
     def change_owner(self, owner: str | None, *, actor: str, now: datetime) -> None:
-        owner = require_id(owner, "owner") if owner else None
+        owner = require_owner(owner) if owner else None
         if owner == self.owner:
             raise DomainError("owner", f"the customer is already owned by {owner or 'nobody'}")
         self.trigger_event(self.OwnerChanged, timestamp=now, owner=owner, actor=actor)

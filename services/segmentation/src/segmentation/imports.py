@@ -32,6 +32,7 @@ from itertools import islice
 from typing import Final
 
 from crm_platform.auth.principal import normalize_user_id
+from crm_platform.values import check_day
 from eventsourcing.persistence import IntegrityError
 
 from segmentation.application import SegmentationApplication
@@ -46,6 +47,7 @@ from segmentation.rules import (
     require_cvr,
     require_id,
     require_name,
+    require_owner,
     require_potential,
 )
 from segmentation.views import Actor, NewCustomer
@@ -151,7 +153,7 @@ def _validate(
     if not cells["name"]:
         reasons.append("name is missing")
     cvr = check(lambda: require_cvr(cells["cvr"]))
-    owner = check(lambda: require_id(cells["owner"], "owner")) if cells["owner"] else None
+    owner = check(lambda: require_owner(cells["owner"])) if cells["owner"] else None
     potential = _potential(cells["potential_dkk"], reasons)
     agreement = _agreement(cells["annual_agreement_from"], cells["annual_agreement_to"], reasons)
     if reasons or customer_id is None or name is None:
@@ -192,9 +194,11 @@ def _agreement(starts: str, ends: str, reasons: list[str]) -> Agreement | None:
             days.append(None)
             continue
         try:
-            days.append(date.fromisoformat(text))
+            days.append(check_day(date.fromisoformat(text)))
         except ValueError:
-            reasons.append(f"{column} {text[:40]!r} is not a date (YYYY-MM-DD)")
+            reasons.append(
+                f"{column} {text[:40]!r} is not a date (YYYY-MM-DD) from 2000 to ten years ahead"
+            )
             days.append(None)
     first, last = days
     if first is None or last is None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from crm_platform.auth import Authenticator, Principal
-from crm_platform.http import error_responses
+from crm_platform.http import StrictRoute, error_responses
 from crm_platform.http.conditional import etag, expected_version, idempotency_key
 from crm_platform.idempotency import IdempotencyKey
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
@@ -29,7 +29,7 @@ _ADOPTION_FIELDS = frozenset({"adopted_at", "adopted_by", "effective_on", "recom
 def policy_routes(
     app: SegmentationApplication, auth: Authenticator, commands: Counter
 ) -> APIRouter:
-    router = APIRouter(tags=["policy"])
+    router = APIRouter(tags=["policy"], route_class=StrictRoute)
     Caller = Annotated[Principal, Depends(auth.principal)]
 
     @router.get("/segmentation/policy", summary="The policy in force; its ETag is its version")

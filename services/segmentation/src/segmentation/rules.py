@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from crm_contracts.patterns import is_id, is_mailbox, is_text
 from crm_platform.errors import CommandRefused as CommandRefused
 from crm_platform.errors import DomainError as DomainError
 from crm_platform.errors import Forbidden as Forbidden
@@ -33,7 +34,6 @@ CENT: Final = Decimal("0.01")
 ONE_DAY: Final = timedelta(days=1)
 
 _CVR = re.compile(r"^\d{8}$")
-_ID = re.compile(r"^\S+$")
 
 
 class PotentialSource(StrEnum):
@@ -84,15 +84,33 @@ def require_name(value: str | None) -> str:
             f"a customer name has at most {NAME_MAX} characters (got {len(name)})",
             details={"field": "name", "max": NAME_MAX},
         )
+    if not is_text(name):
+        raise DomainError(
+            "name",
+            "a customer name cannot hold control characters",
+            details={"field": "name"},
+        )
     return name
 
 
 def require_id(value: str, field: str) -> str:
-    """An opaque id as on the wire: 1-100 characters, no whitespace."""
-    if not isinstance(value, str) or not _ID.match(value) or len(value) > ID_MAX:
+    """An id as on the wire: 1-100 of the characters `crm_contracts.patterns.ID_PATTERN` allows."""
+    if not isinstance(value, str) or not is_id(value) or len(value) > ID_MAX:
         raise DomainError(
             field,
-            f"{field} must be 1-{ID_MAX} characters without whitespace",
+            f"{field} must be 1-{ID_MAX} ASCII letters, digits or . _ ~ : @ + - "
+            "(not starting with a dot)",
+            details={"field": field},
+        )
+    return value
+
+
+def require_owner(value: str, field: str = "owner") -> str:
+    """A consultant, by e-mail address (the Outlook mailbox their activities go to)."""
+    if not isinstance(value, str) or not is_mailbox(value) or len(value) > ID_MAX:
+        raise DomainError(
+            field,
+            f"{field} must be an e-mail address of at most {ID_MAX} characters",
             details={"field": field},
         )
     return value
@@ -144,6 +162,10 @@ def require_note(value: str | None) -> str | None:
     if len(note) > NOTE_MAX:
         raise DomainError(
             "note", f"a note has at most {NOTE_MAX} characters", details={"field": "note"}
+        )
+    if not is_text(note):
+        raise DomainError(
+            "note", "a note cannot hold control characters", details={"field": "note"}
         )
     return note or None
 

@@ -12,19 +12,18 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from crm_contracts.enums import Segment
+from crm_contracts.primitives import Id as CustomerId
+from crm_contracts.primitives import Name, UserId, text
+from crm_platform.values import Day
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 from segmentation.domain import Customer
 from segmentation.recompute import Recomputation
 from segmentation.registry import RowValues
-from segmentation.rules import ID_MAX, MONEY_MAX, NAME_MAX, NOTE_MAX, PotentialSource
+from segmentation.rules import MONEY_MAX, NOTE_MAX, PotentialSource
 
-CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=r"^\S+$")]
-# The contracts carry owners as `Id` (100 characters); a longer one could never be published.
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=r"^\S+$")]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX)]
 Cvr = Annotated[str, StringConstraints(pattern=r"^\d{8}$")]
-Note = Annotated[str, StringConstraints(max_length=NOTE_MAX)]
+Note = Annotated[str, text(NOTE_MAX)]
 # In: a string or a number, exact, never negative. Out: always a two-decimal string.
 MoneyIn = Annotated[Decimal, Field(ge=0, le=MONEY_MAX, max_digits=14, decimal_places=2)]
 MoneyOut = Annotated[Decimal, PlainSerializer(lambda d: f"{d:.2f}", return_type=str)]
@@ -53,8 +52,8 @@ class PotentialIn(Body):
 
 
 class AgreementIn(Body):
-    starts_on: date
-    ends_on: date = Field(description="The last day the agreement is in force (inclusive).")
+    starts_on: Day
+    ends_on: Day = Field(description="The last day the agreement is in force (inclusive).")
 
 
 class CustomerPatch(Body):

@@ -1,8 +1,9 @@
-"""Exception handlers that give every failure of a FastAPI app the shared error shape."""
+"""Exception handlers that give every failure of a FastAPI app the shared problem shape."""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -16,7 +17,7 @@ from crm_platform.http.errors import ApiError, error_response
 
 log = logging.getLogger(__name__)
 
-__all__ = ["install_error_handlers"]
+__all__ = ["allowed_methods", "field_path", "install_error_handlers"]
 
 # A huge payload can fail on every element; the client needs the first few to fix it.
 MAX_REPORTED_ERRORS = 20
@@ -42,7 +43,7 @@ _HTTP_CODES: dict[int, str] = {
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map ApiError, validation errors, HTTP exceptions and crashes to the error shape."""
+    """Map ApiError, validation errors, HTTP exceptions and crashes to the problem shape."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_exception)
@@ -51,7 +52,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return exc.to_response()
+    return exc.to_response(instance=request.url.path)
 
 
 def _validation_error(request: Request, exc: Exception) -> Response:
@@ -59,7 +60,7 @@ def _validation_error(request: Request, exc: Exception) -> Response:
     errors = list(exc.errors())
     for error in errors:
         if error.get("type") == "json_invalid":
-            return _malformed_json(error)
+            return _malformed_json(request, error)
     fields = [
         {
             "field": field_path(error.get("loc", ())),
@@ -78,11 +79,15 @@ def _validation_error(request: Request, exc: Exception) -> Response:
         details["truncated"] = True
         details["error_count"] = len(errors)
     return error_response(
-        HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", message, details=details
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        "validation_error",
+        message,
+        details=details,
+        instance=request.url.path,
     )
 
 
-def _malformed_json(error: Any) -> Response:
+def _malformed_json(request: Request, error: Any) -> Response:
     loc = error.get("loc", ())
     # FastAPI puts the character offset of the syntax error after "body".
     position = loc[-1] if loc and isinstance(loc[-1], int) else None
@@ -93,7 +98,11 @@ def _malformed_json(error: Any) -> Response:
         message += f" (at character {position})"
         details = {"position": position}
     return error_response(
-        HTTPStatus.UNPROCESSABLE_ENTITY, "malformed_json", message + ".", details=details
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        "malformed_json",
+        message + ".",
+        details=details,
+        instance=request.url.path,
     )
 
 
@@ -103,17 +112,63 @@ def _http_exception(request: Request, exc: Exception) -> Response:
     code = _HTTP_CODES.get(status, "http_error")
     default_phrase = _phrase(status)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else default_phrase
+    headers = dict(exc.headers or {})
     # Starlette's own 404/405 carry only the status phrase; say what was asked for instead.
     if detail == default_phrase and status == HTTPStatus.NOT_FOUND:
         detail = f"Nothing is found at {request.method} {request.url.path}."
-    elif detail == default_phrase and status == HTTPStatus.METHOD_NOT_ALLOWED:
-        allowed = (exc.headers or {}).get("Allow")
-        detail = f"Method {request.method} is not allowed here" + (
-            f"; allowed: {allowed}." if allowed else "."
-        )
+    elif status == HTTPStatus.METHOD_NOT_ALLOWED:
+        # Starlette names only the methods of the one route it tried; a path served by
+        # several routes (GET and POST /customers) allows all of theirs.
+        allowed = allowed_methods(request) or headers.get("Allow", "")
+        headers["Allow"] = allowed
+        if detail == default_phrase:
+            detail = f"Method {request.method} is not allowed here" + (
+                f"; allowed: {allowed}." if allowed else "."
+            )
     if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         log.error("HTTP %s raised on %s %s", status, request.method, request.url.path)
-    return error_response(status, code, detail, headers=exc.headers)
+    return error_response(status, code, detail, headers=headers, instance=request.url.path)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the app documents at the request's path, as an `Allow` value.
+
+    Read from the app's OpenAPI document (public, and cached by FastAPI) rather than its
+    router, whose internals change between FastAPI versions.
+    """
+    app = request.scope.get("app")
+    if not isinstance(app, FastAPI):
+        return ""
+    path = request.scope.get("path", "")
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    methods: set[str] = set()
+    for pattern, documented in _documented_paths(app):
+        if pattern.fullmatch(path):
+            methods |= documented
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def _documented_paths(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
+    cached: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        app.state, "documented_paths", None
+    )
+    if cached is None:
+        cached = [
+            (
+                re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))),
+                {method.upper() for method in operations if method in _HTTP_METHODS},
+            )
+            for template, operations in app.openapi().get("paths", {}).items()
+        ]
+        app.state.documented_paths = cached
+    return cached
 
 
 def _unhandled(request: Request, exc: Exception) -> Response:
@@ -122,6 +177,7 @@ def _unhandled(request: Request, exc: Exception) -> Response:
         HTTPStatus.INTERNAL_SERVER_ERROR,
         "internal_error",
         "An internal error occurred; it has been logged.",
+        instance=request.url.path,
     )
 
 

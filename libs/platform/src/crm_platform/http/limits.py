@@ -86,6 +86,7 @@ class BodySizeLimit:
             details={"max_bytes": self.max_bytes},
             # The rest of the body is never read, so the connection cannot be reused.
             headers={"Connection": "close"},
+            instance=scope.get("path"),
         )
         await response(scope, receive, send)
 

@@ -1,4 +1,4 @@
-"""Answering refused commands with the shared error shape."""
+"""Answering refused commands with the shared problem shape."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def install_refusal_handlers(app: FastAPI) -> None:
     def domain_error(request: Request, error: DomainError) -> Response:
         return ApiError(
             error.status, error.code, error.message, details=jsonable_encoder(error.details) or None
-        ).to_response()
+        ).to_response(instance=request.url.path)
 
     @app.exception_handler(CommandRefused)
     def refused(request: Request, error: CommandRefused) -> Response:
@@ -27,10 +27,10 @@ def install_refusal_handlers(app: FastAPI) -> None:
             error.message,
             details=jsonable_encoder(error.details) or None,
             headers=headers,
-        ).to_response()
+        ).to_response(instance=request.url.path)
 
     @app.exception_handler(IdempotencyKeyReused)
     def reused(request: Request, error: IdempotencyKeyReused) -> Response:
         return ApiError(
             422, "idempotency_key_reused", str(error), details={"field": "header.Idempotency-Key"}
-        ).to_response()
+        ).to_response(instance=request.url.path)

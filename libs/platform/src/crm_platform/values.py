@@ -1,0 +1,105 @@
+"""The values an API takes at its door, checked the same way by every service.
+
+Text, ids and mailboxes come from the contracts (`crm_contracts.primitives`), so nothing
+is accepted that could not be published. Times are checked here because their bounds move
+with the clock: between 2000-01-01 and ten years ahead, written as ISO 8601 with an offset.
+Nothing further out is needed by a sales force, and with these bounds no later arithmetic
+(a move keeping its duration, a feed's end of day) can leave `datetime`'s range.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Final
+
+from crm_contracts.patterns import ID_PATTERN, MAILBOX_PATTERN
+from crm_contracts.primitives import ID_MAX, MAILBOX_MAX
+from fastapi import Path, Query
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
+
+__all__ = [
+    "EARLIEST",
+    "HORIZON",
+    "CustomerIdPath",
+    "CustomerIdQuery",
+    "Day",
+    "Instant",
+    "InstantQuery",
+    "MailboxPath",
+    "OwnerQuery",
+    "check_day",
+    "check_instant",
+    "latest",
+]
+
+EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
+HORIZON: Final = timedelta(days=3653)  # ten years, leap days included
+_ISO_INSTANT: Final = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})$"
+)
+
+
+def latest(now: datetime | None = None) -> datetime:
+    """The last instant an API accepts: ten years after `now`."""
+    return (now or datetime.now(UTC)) + HORIZON
+
+
+def check_instant(value: datetime, now: datetime | None = None) -> datetime:
+    if value < EARLIEST:
+        raise ValueError("must be on or after 2000-01-01")
+    if value > latest(now):
+        raise ValueError(f"must be at most ten years ahead (before {latest(now):%Y-%m-%d})")
+    return value
+
+
+def _iso_text(value: object) -> object:
+    # pydantic reads a number as seconds since 1970 (`?to=0.5`); nobody means that here.
+    if isinstance(value, str) and not _ISO_INSTANT.match(value.strip()):
+        raise ValueError("must be an ISO 8601 date-time with an offset, e.g. 2026-03-02T09:00Z")
+    if isinstance(value, int | float):
+        raise ValueError("must be an ISO 8601 date-time string, not a number")
+    return value
+
+
+def check_day(value: date, now: datetime | None = None) -> date:
+    if not EARLIEST.date() <= value <= latest(now).date():
+        raise ValueError(f"must be between 2000-01-01 and {latest(now):%Y-%m-%d}")
+    return value
+
+
+def _check_day(value: date) -> date:
+    return check_day(value)
+
+
+def _check_instant(value: datetime) -> datetime:
+    return check_instant(value)
+
+
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_text),
+    AfterValidator(_check_instant),
+    Field(description="ISO 8601 with an offset, from 2000-01-01 to ten years ahead."),
+]
+"""A point in time as an API takes it (body field or query parameter)."""
+
+Day = Annotated[
+    date,
+    AfterValidator(_check_day),
+    Field(description="A calendar day (YYYY-MM-DD), from 2000-01-01 to ten years ahead."),
+]
+
+CustomerIdPath = Annotated[str, Path(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)]
+"""A customer id in a URL path: the contracts' id, so anything else is a 422, never a 500."""
+
+MailboxPath = Annotated[str, Path(min_length=3, max_length=MAILBOX_MAX, pattern=MAILBOX_PATTERN)]
+
+OwnerQuery = Annotated[
+    str | None,
+    Query(min_length=3, max_length=MAILBOX_MAX, pattern=MAILBOX_PATTERN, description="E-mail"),
+]
+"""Filter by consultant: an e-mail address, as owners are."""
+
+CustomerIdQuery = Annotated[str | None, Query(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)]
+InstantQuery = Annotated[Instant | None, Query()]
