@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from crm_platform.http.errors import ApiError, error_response
+from crm_platform.http.unavailable import install_unavailable_handlers
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_exception)
+    install_unavailable_handlers(app)
     app.add_exception_handler(Exception, _unhandled)
 
 

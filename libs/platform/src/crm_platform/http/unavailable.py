@@ -1,0 +1,67 @@
+"""503 Service Unavailable, with Retry-After, while a dependency of a request is down.
+
+A request that cannot reach PostgreSQL (or the broker, where a path needs it synchronously)
+is not a bug of ours and not the caller's fault: answering 500 would page someone for a
+database restart, and clients would not know that trying again shortly is the right thing.
+The exceptions come in several wrappings depending on the layer that noticed: psycopg's own
+(a pooled connection lost, the pool refusing while the server is unreachable), eventsourcing's
+wrappers of those (every recorder and read model), and the messaging port's.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Final
+
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
+from fastapi import FastAPI, Request
+from kafka.errors import RetriableError as KafkaRetriableError
+from starlette.responses import Response
+
+from crm_platform.http.errors import error_response
+from crm_platform.messaging.port import PublishError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RETRY_AFTER_S", "UNAVAILABLE", "install_unavailable_handlers"]
+
+# The pools reconnect about twice a second, so a client waiting this long finds the service
+# back soon after its dependency, without hammering it meanwhile.
+RETRY_AFTER_S: Final = 1
+
+# psycopg_pool.PoolTimeout is a psycopg.OperationalError; so are the server's shutdown errors.
+# Of Kafka's errors only the retriable ones (no connection, timed out, no leader) mean "down".
+UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    OperationalError,
+    InterfaceError,
+    PublishError,
+    KafkaRetriableError,
+)
+
+
+def install_unavailable_handlers(app: FastAPI) -> None:
+    """Answer 503 + Retry-After for every exception that means "a dependency is down"."""
+    for exception in UNAVAILABLE:
+        app.add_exception_handler(exception, _unavailable)
+
+
+def _unavailable(request: Request, exc: Exception) -> Response:
+    # One line, no traceback: during an outage every request lands here.
+    log.warning(
+        "%s %s: a dependency is unavailable (%s: %s)",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        str(exc).strip().splitlines()[0] if str(exc).strip() else "",
+    )
+    return error_response(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "service_unavailable",
+        "A service this request depends on is unavailable; try again shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+        instance=request.url.path,
+    )
