@@ -57,7 +57,7 @@ class Findings:
         for n, seen in enumerate(ordered, start=1):
             f = seen.failure
             detail = " ".join(str(part) for part in seen.key[3:] if part not in (None, ""))
-            lines.append(f"  {n}. {f.code} {f.title} [{detail}] (x{seen.times})")
+            lines.append(f"  {n}. {f.operation}: {f.code} {f.title} [{detail}] (x{seen.times})")
             numbers.setdefault(seen.report, []).append(n)
         for report, ns in numbers.items():
             lines.append("")
@@ -121,18 +121,27 @@ def collecting() -> Iterator[Findings]:
         _current = previous
 
 
+def record(case: schemathesis.Case, response: Any, group: FailureGroup) -> None:
+    """Keep `group`'s failures for the running test (raise it outside `collecting`)."""
+    if _current is None:
+        raise group
+    _current.add(case, response, group)
+
+
+def count_example() -> None:
+    if _current is not None:
+        _current.examples += 1
+
+
 def check(case: schemathesis.Case) -> None:
     """Send the case and run every enabled check; failures are recorded (raised outside
     `collecting`)."""
     response = case.call()
-    if _current is not None:
-        _current.examples += 1
+    count_example()
     try:
         case.validate_response(response, transport_kwargs={})
     except FailureGroup as group:
-        if _current is None:
-            raise
-        _current.add(case, response, group)
+        record(case, response, group)
 
 
 def fail_if_any(findings: Findings, name: str) -> None:

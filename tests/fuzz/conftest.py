@@ -15,6 +15,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSyste
     """The session's system, SQLite in a pytest tmp dir, workers running; every schema's app."""
     system = EmbeddedSystem(tmp_path_factory.mktemp("embedded"), workers=True)
     system.start()
+    system.seed()
     SWITCH.target = system.root
     try:
         yield system

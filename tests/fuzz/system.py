@@ -30,8 +30,16 @@ from crm_platform.logs import CorrelationId
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Supervisor
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from segmentation.service import ROLES as SEGMENTATION_ROLES
 from segmentation.service import SegmentationService
+
+from tests.support.polling import wait_until
+
+try:  # the root answers unknown paths like the services (problem+json, full Allow)
+    from crm_platform.http import install_error_handlers
+except ImportError:  # not yet everywhere
+    install_error_handlers = None
 
 PREFIXES = ("activity", "segmentation", "calendar-sync")
 # Who every fuzzed request is: a manager may do everything a consultant may and more, so
@@ -39,6 +47,15 @@ PREFIXES = ("activity", "segmentation", "calendar-sync")
 USER = "anna@example.dk"
 ROLES = "sales_manager"
 AUTH_HEADERS = {"X-Dev-User": USER, "X-Dev-Roles": ROLES}
+# Customers the session creates before fuzzing (segmentation → the transport → activity's
+# directory), so that generated activities can name a customer activity knows: one per
+# segment A, B, C, D (potential in DKK), all owned by USER.
+CUSTOMERS = {
+    "fuzz-a": "2000000",
+    "fuzz-b": "500000",
+    "fuzz-c": "100000",
+    "fuzz-d": "1000",
+}
 
 
 class EmbeddedSystem:
@@ -74,6 +91,8 @@ class EmbeddedSystem:
         root = FastAPI(
             title="CRM activity backbone", docs_url=None, redoc_url=None, openapi_url=None
         )
+        if install_error_handlers is not None:
+            install_error_handlers(root)
         root.mount("/activity", self.activity.api(self.auth))
         root.mount("/segmentation", self.segmentation.api(self.auth))
         root.mount("/calendar-sync", self.calendar.api(self.auth))
@@ -92,6 +111,27 @@ class EmbeddedSystem:
     def start(self) -> None:
         if self.supervisor is not None:
             self.supervisor.start()
+
+    def seed(self) -> None:
+        """Create CUSTOMERS through the API and wait until activity's directory has them."""
+        with TestClient(self.root) as client:
+            for customer_id, potential in CUSTOMERS.items():
+                response = client.post(
+                    "/segmentation/customers",
+                    headers=AUTH_HEADERS,
+                    json={
+                        "customer_id": customer_id,
+                        "name": f"Fuzz {customer_id}",
+                        "owner": USER,
+                        "potential_dkk": potential,
+                    },
+                )
+                assert response.status_code in (200, 201), response.text
+        wait_until(
+            lambda: all(self.activity.directory.get(c) for c in CUSTOMERS),
+            timeout=60,
+            message="activity's customer directory to learn the seeded customers",
+        )
 
     def close(self) -> None:
         if self.supervisor is not None:

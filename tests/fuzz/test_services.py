@@ -7,10 +7,13 @@ all of its checks, and fails with every distinct failure it saw (checking.py).
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 
 from tests.fuzz.checking import check
 from tests.fuzz.schemas import SCHEMAS
+
+pytestmark = pytest.mark.fuzz
 
 
 @SCHEMAS["activity"].parametrize()
