@@ -18,6 +18,7 @@ from crm_platform.http import (
     StrictRoute,
     error_responses,
     install_error_handlers,
+    location,
 )
 from crm_platform.http.conditional import etag, expected_version, idempotency_key
 from crm_platform.http.refusals import install_refusal_handlers
@@ -104,12 +105,12 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         payload = body.model_dump(mode="json") if body is not None else None
         return IdempotencyKey.of(caller.user_id, key, request.method, request.url.path, payload)
 
-    def respond(name: str, outcome: Outcome, response: Response) -> ActivityOut:
+    def respond(name: str, outcome: Outcome, request: Request, response: Response) -> ActivityOut:
         commands.labels(name, "replayed" if outcome.replayed else "ok").inc()
         response.status_code = outcome.status
         response.headers["ETag"] = etag(outcome.activity.version)
         if outcome.status == 201:
-            response.headers["Location"] = f"/activities/{outcome.activity.id}"
+            response.headers["Location"] = location(request, "activities", str(outcome.activity.id))
         if outcome.replayed:
             response.headers["Idempotent-Replayed"] = "true"
         return ActivityOut.of(outcome.activity)
@@ -124,7 +125,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         body: PlanIn, caller: Caller, request: Request, response: Response, key: IdemKey = None
     ) -> ActivityOut:
         outcome = app.plan(caller, body.to_request(), keyed(caller, key, request, body))
-        return respond("plan", outcome, response)
+        return respond("plan", outcome, request, response)
 
     @router.post(
         "/activities/registrations",
@@ -153,7 +154,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             next_activity=body.next_activity.to_request() if body.next_activity else None,
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("register", outcome, response)
+        return respond("register", outcome, request, response)
 
     @router.post(
         "/activities/{activity_id}/move",
@@ -179,7 +180,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("move", outcome, response)
+        return respond("move", outcome, request, response)
 
     @router.post(
         "/activities/{activity_id}/retype",
@@ -204,7 +205,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("retype", outcome, response)
+        return respond("retype", outcome, request, response)
 
     @router.post(
         "/activities/{activity_id}/reassign",
@@ -227,7 +228,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("reassign", outcome, response)
+        return respond("reassign", outcome, request, response)
 
     @router.post(
         "/activities/{activity_id}/complete",
@@ -254,7 +255,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("complete", outcome, response)
+        return respond("complete", outcome, request, response)
 
     @router.post(
         "/activities/{activity_id}/cancel",
@@ -277,7 +278,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("cancel", outcome, response)
+        return respond("cancel", outcome, request, response)
 
     @router.post(
         "/activities/{activity_id}/attachments",
@@ -301,7 +302,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("attach", outcome, response)
+        return respond("attach", outcome, request, response)
 
     @router.get(
         "/activities/{activity_id}",

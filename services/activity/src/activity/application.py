@@ -122,6 +122,9 @@ def _idempotent(
         assert isinstance(key, IdempotencyKey)
         try:
             return command(self, *args, **kwargs)
+        except Forbidden:
+            # Authorization comes first: a key never lets a caller past what they may do now.
+            raise
         except Exception:
             # A repeat's refusal is not an answer: the first outcome (or the key's reuse) is.
             if replay := self._replay(key):

@@ -19,6 +19,7 @@ from crm_platform.http import (
     StrictRoute,
     error_responses,
     install_error_handlers,
+    location,
 )
 from crm_platform.http.conditional import etag, expected_version, idempotency_key
 from crm_platform.http.refusals import install_refusal_handlers
@@ -135,12 +136,14 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
             result.attainment = dict(found) if found is not None else None
         return result
 
-    def respond(name: str, outcome: Outcome, response: Response) -> CustomerOut:
+    def respond(name: str, outcome: Outcome, request: Request, response: Response) -> CustomerOut:
         commands.labels(name, "replayed" if outcome.replayed else "ok").inc()
         response.status_code = outcome.status
         response.headers["ETag"] = etag(outcome.customer.version)
         if outcome.status == 201:
-            response.headers["Location"] = f"/customers/{outcome.customer.customer_id}"
+            response.headers["Location"] = location(
+                request, "customers", outcome.customer.customer_id
+            )
         if outcome.replayed:
             response.headers["Idempotent-Replayed"] = "true"
         return CustomerOut.of(outcome.customer)
@@ -158,12 +161,8 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
                 owner=body.owner,
                 idempotency=keyed(caller, key, request, body),
             )
-            return respond("register", outcome, response)
+            return respond("register", outcome, request, response)
         # With a potential: one transaction for both (managers only, as for any potential).
-        # A retry under the same Idempotency-Key finds the customer as this request left it.
-        replay = _identical(app, body) if idempotency_key(key) and body.customer_id else None
-        if replay is not None:
-            return respond("register", Outcome(replay, 201, replayed=True), response)
         item = NewCustomer(
             name=body.name,
             customer_id=body.customer_id,
@@ -172,8 +171,8 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
             potential=body.potential_dkk,
             source=PotentialSource.MANUAL,
         )
-        (customer,) = app.register_customers(caller, [item])
-        return respond("register", Outcome(customer, 201), response)
+        outcome = app.register_assessed_customer(caller, item, keyed(caller, key, request, body))
+        return respond("register", outcome, request, response)
 
     @router.get("/customers/{customer_id}", responses=error_responses(404), summary="A customer")
     def get(customer_id: CustomerIdPath, caller: Caller, response: Response) -> CustomerOut:
@@ -229,7 +228,7 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("assess_potential", outcome, response)
+        return respond("assess_potential", outcome, request, response)
 
     @router.put(
         "/customers/{customer_id}/annual-agreement",
@@ -253,7 +252,7 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("start_agreement", outcome, response)
+        return respond("start_agreement", outcome, request, response)
 
     @router.delete(
         "/customers/{customer_id}/annual-agreement",
@@ -276,7 +275,7 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, None),
         )
-        return respond("end_agreement", outcome, response)
+        return respond("end_agreement", outcome, request, response)
 
     @router.patch(
         "/customers/{customer_id}",
@@ -319,7 +318,7 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
                 expected_version=version,
                 idempotency=keyed(caller, key, request, body, "#owner"),
             )
-        return respond("patch", outcome, response)
+        return respond("patch", outcome, request, response)
 
     @router.get(
         "/customers/{customer_id}/history",
@@ -371,20 +370,6 @@ def _run_import(app: SegmentationApplication, caller: Principal, spool: Any) -> 
         raise ApiError(422, "encoding", "the file must be UTF-8 text") from None
     finally:
         lines.detach()  # the spool is closed by its owner
-
-
-def _identical(app: SegmentationApplication, body: CustomerIn) -> Any:
-    """The registered customer if it is exactly what `body` would register, else None."""
-    row = app.registry.registry_row(body.customer_id or "")
-    if row is None:
-        return None
-    same = (row.name, row.cvr, row.owner, row.potential) == (
-        body.name.strip(),
-        body.cvr,
-        body.owner.strip().lower() if body.owner else None,
-        body.potential_dkk,
-    )
-    return app.customer(row.customer_id).customer if same else None
 
 
 def _history_entry(event: Any) -> HistoryEntry:

@@ -83,13 +83,13 @@ class SegmentationApplication(SegmentationStore):
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
         """Managers and services register any customer; a consultant only one they own."""
-        if replay := self._replay(idempotency):
-            return replay
         owner = normalize_user_id(owner) if owner else None
         if not (actor.is_manager or actor.is_service) and (
             owner is None or not actor.may_act_for(owner)
         ):
             raise Forbidden("a consultant may only register customers they own themselves")
+        if replay := self._replay(idempotency):
+            return replay
         adopted = self.current_policy()
         customer = Customer.register(
             customer_id=customer_id or str(uuid.uuid4()),
@@ -104,10 +104,31 @@ class SegmentationApplication(SegmentationStore):
             raise exists(customer.customer_id)
         return self._save(customer, adopted, idempotency, status=201, creating=True)
 
+    def register_assessed_customer(
+        self, actor: Actor, item: NewCustomer, idempotency: IdempotencyKey | None = None
+    ) -> Outcome:
+        """A customer and its potential in one transaction (managers only, as any potential)."""
+        self._require_manager(actor, "assess potentials")
+        if replay := self._replay(idempotency):
+            return replay
+        try:
+            (customer,) = self._register_many(actor, [item], idempotency)
+        except DomainError:
+            # A twin request under the same key may have committed in between.
+            if replay := self._replay(idempotency):
+                return replay
+            raise
+        return Outcome(customer, 201)
+
     def register_customers(self, actor: Actor, items: Sequence[NewCustomer]) -> list[Customer]:
         """Register many customers (with potentials and agreements) in one transaction (imports).
         All or nothing: if one is already registered, none is (see `existing_customer_ids`)."""
         self._require_manager(actor, "import customers")
+        return self._register_many(actor, items, None)
+
+    def _register_many(
+        self, actor: Actor, items: Sequence[NewCustomer], idempotency: IdempotencyKey | None
+    ) -> list[Customer]:
         adopted, now = self.current_policy(), self.clock()
         customers: dict[UUID, Customer] = {}
         for item in items:
@@ -141,8 +162,13 @@ class SegmentationApplication(SegmentationStore):
                     now=now,
                 )
             customers[customer.id] = customer
+        records = [
+            IdempotencyRecord.record(idempotency, customer.id, customer.version, 201, now)
+            for customer in customers.values()
+            if idempotency is not None
+        ]
         try:
-            self.save(*customers.values())
+            self.save(*customers.values(), *records)
         except IntegrityError:
             raise exists("one of these customers", "already") from None
         if self.current_policy().version != adopted.version:
@@ -158,13 +184,14 @@ class SegmentationApplication(SegmentationStore):
         expected_version: int | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
-        if replay := self._replay(idempotency):
-            return replay
-        customer = self._for_change(customer_id, expected_version)
+        customer = self._customer(customer_id)
         if not (actor.is_manager or actor.is_service) and not (
             customer.owner and actor.may_act_for(customer.owner)
         ):
             raise Forbidden("only the customer's owner or a sales manager may rename it")
+        if replay := self._replay(idempotency):
+            return replay
+        self._require_version(customer, expected_version)
         customer.rename(name, actor=actor.user_id, now=self.clock())
         return self._save(customer, None, idempotency)
 
@@ -177,9 +204,9 @@ class SegmentationApplication(SegmentationStore):
         expected_version: int | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
+        self._require_manager(actor, "change a customer's owner")
         if replay := self._replay(idempotency):
             return replay
-        self._require_manager(actor, "change a customer's owner")
         customer = self._for_change(customer_id, expected_version)
         owner = normalize_user_id(owner) if owner else None
         customer.change_owner(owner, actor=actor.user_id, now=self.clock())
@@ -199,9 +226,9 @@ class SegmentationApplication(SegmentationStore):
     ) -> Outcome:
         """Also what the discovery-meeting consumer calls (source `discovery_meeting`); an
         assessment repeating the current one records nothing."""
+        self._require_manager(actor, "assess potentials")
         if replay := self._replay(idempotency):
             return replay
-        self._require_manager(actor, "assess potentials")
         now, adopted = self.clock(), self.current_policy()
         customer = self._for_change(customer_id, expected_version)
         customer.assess_potential(
@@ -225,9 +252,9 @@ class SegmentationApplication(SegmentationStore):
         expected_version: int | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
+        self._require_manager(actor, "record annual agreements")
         if replay := self._replay(idempotency):
             return replay
-        self._require_manager(actor, "record annual agreements")
         adopted = self.current_policy()
         customer = self._for_change(customer_id, expected_version)
         customer.start_agreement(
@@ -245,9 +272,9 @@ class SegmentationApplication(SegmentationStore):
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
         """`ends_on` is the agreement's new last day (inclusive); default yesterday."""
+        self._require_manager(actor, "end annual agreements")
         if replay := self._replay(idempotency):
             return replay
-        self._require_manager(actor, "end annual agreements")
         adopted = self.current_policy()
         customer = self._for_change(customer_id, expected_version)
         customer.end_agreement(

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from crm_platform.auth import Authenticator, Principal
-from crm_platform.http import StrictRoute, error_responses
+from crm_platform.http import StrictRoute, error_responses, location
 from crm_platform.http.conditional import etag, expected_version, idempotency_key
 from crm_platform.idempotency import IdempotencyKey
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
@@ -69,7 +69,9 @@ def policy_routes(
         job = outcome.recomputation
         response.status_code = 202
         response.headers["ETag"] = etag(outcome.policy.version)
-        response.headers["Location"] = f"/segmentation/recomputations/{job.id}"
+        response.headers["Location"] = location(
+            request, "segmentation", "recomputations", str(job.id)
+        )
         if outcome.replayed:
             response.headers["Idempotent-Replayed"] = "true"
         return PolicyAccepted(

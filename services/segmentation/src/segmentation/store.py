@@ -210,13 +210,17 @@ class SegmentationStore(Application[UUID]):
 
     def _for_change(self, customer_id: str, expected_version: int | None) -> Customer:
         customer = self._customer(customer_id)
+        self._require_version(customer, expected_version)
+        return customer
+
+    @staticmethod
+    def _require_version(customer: Customer, expected_version: int | None) -> None:
         if expected_version is not None and expected_version != customer.version:
             raise StaleVersion(
                 f"the customer is at version {customer.version}, not {expected_version}; "
                 "read it again",
                 current_version=customer.version,
             )
-        return customer
 
     def _require_manager(self, actor: Actor, action: str) -> None:
         if not (actor.is_manager or actor.is_service):

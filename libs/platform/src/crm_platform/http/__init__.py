@@ -13,7 +13,7 @@ from crm_platform.http.errors import (
 )
 from crm_platform.http.handlers import field_path, install_error_handlers
 from crm_platform.http.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit, BodyTooLarge
-from crm_platform.http.routes import StrictRoute
+from crm_platform.http.routes import StrictRoute, location
 
 __all__ = [
     "API_ERROR_STATUSES",
@@ -30,4 +30,5 @@ __all__ = [
     "error_responses",
     "field_path",
     "install_error_handlers",
+    "location",
 ]

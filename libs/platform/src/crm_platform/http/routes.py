@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
@@ -20,7 +21,7 @@ from fastapi.routing import APIRoute
 
 from crm_platform.http.errors import ApiError
 
-__all__ = ["StrictRoute", "is_json_media_type"]
+__all__ = ["StrictRoute", "is_json_media_type", "location"]
 
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 
@@ -91,3 +92,10 @@ async def _require_json(request: Request) -> None:
             f"The request body is not valid JSON: it is not UTF-8 (at byte {error.start}).",
             details={"position": error.start},
         ) from None
+
+
+def location(request: Request, *segments: str) -> str:
+    """The path of a resource under this app, as a `Location` header: each segment
+    percent-encoded, behind the prefix the app is served under (`/activity` in `make run`)."""
+    root: str = request.scope.get("root_path", "")
+    return root + "".join("/" + quote(segment, safe="@:+~") for segment in segments)
