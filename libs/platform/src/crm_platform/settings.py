@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm_platform.eventstore import StoreLocation
+from crm_platform.messaging.kafka import (
+    DEFAULT_HEARTBEAT_INTERVAL_MS,
+    DEFAULT_SESSION_TIMEOUT_MS,
+    GroupTimeouts,
+)
 from crm_platform.messaging.transport import InProcessTransport, KafkaTransport, Transport
 
 
@@ -28,6 +33,20 @@ class RuntimeSettings(BaseSettings):
         default=None,
         description="CRM_KAFKA_BOOTSTRAP: Kafka brokers (host:port,…). "
         "Unset: the in-process transport.",
+    )
+    kafka_session_timeout_ms: int = Field(
+        default=DEFAULT_SESSION_TIMEOUT_MS,
+        ge=1000,
+        description="CRM_KAFKA_SESSION_TIMEOUT_MS: how long a consumer may go without a "
+        "heartbeat before its partitions go to the others (a crashed worker's partitions "
+        "wait this long); within the broker's group.min.session.timeout.ms (default 6 s) and "
+        "group.max.session.timeout.ms",
+    )
+    kafka_heartbeat_interval_ms: int = Field(
+        default=DEFAULT_HEARTBEAT_INTERVAL_MS,
+        ge=100,
+        description="CRM_KAFKA_HEARTBEAT_INTERVAL_MS: how often a consumer tells the group it "
+        "lives; shorter than the session timeout (a third of it, by custom)",
     )
     data_dir: Path = Field(default=Path(".data"), description="CRM_DATA_DIR")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="CRM_MAX_BODY_BYTES")
@@ -45,6 +64,17 @@ class RuntimeSettings(BaseSettings):
         "or consumes, e.g. `test.` on a broker shared with other environments; production "
         "leaves it empty, so the topics are the contracts' names",
     )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> RuntimeSettings:
+        self.kafka_group_timeouts()  # raises ValueError when the heartbeat is not shorter
+        return self
+
+    def kafka_group_timeouts(self) -> GroupTimeouts:
+        return GroupTimeouts(
+            session_timeout_ms=self.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self.kafka_heartbeat_interval_ms,
+        )
 
     @property
     def production_settings_present(self) -> bool:
@@ -78,5 +108,7 @@ class RuntimeSettings(BaseSettings):
     def transport(self, client_id: str) -> Transport:
         """Kafka when brokers are configured, else the in-process log under CRM_DATA_DIR."""
         if self.kafka_bootstrap:
-            return KafkaTransport(self.kafka_bootstrap, client_id=client_id)
+            return KafkaTransport(
+                self.kafka_bootstrap, client_id=client_id, timeouts=self.kafka_group_timeouts()
+            )
         return InProcessTransport.at(self.transport_path)

@@ -6,24 +6,65 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
 from crm_contracts.wire import WireMessage
 from kafka import KafkaConsumer as _KafkaConsumer
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import (
-    CommitFailedError,
-    KafkaError,
-    RebalanceInProgressError,
-    TopicAlreadyExistsError,
-)
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import MemberState, OffsetAndMetadata, TopicPartition
 
 from crm_platform.messaging.port import Delivery, Dispatcher, Handler, PublishError, RetryPolicy
 
 log = logging.getLogger(__name__)
+
+DEFAULT_SESSION_TIMEOUT_MS: Final = 10_000
+DEFAULT_HEARTBEAT_INTERVAL_MS: Final = 3_000
+# Committing what was handled before leaving: bounded, a broker that is down must not keep a
+# stopping process alive (the next owner redelivers what was not committed).
+FINAL_COMMIT_TIMEOUT_MS: Final = 2_000
+CLOSE_TIMEOUT_MS: Final = 3_000
+
+Offsets = Mapping[TopicPartition, OffsetAndMetadata]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTimeouts:
+    """How soon a consumer group gives a dead member's partitions to the others.
+
+    The broker declares a member dead when no heartbeat came for `session_timeout_ms`
+    (kafka-python's default is 45 s: a SIGKILLed worker's partitions would sit still that
+    long). It must lie within the broker's group.min/max.session.timeout.ms (6 s–30 min by
+    default); heartbeats go every `heartbeat_interval_ms`, at most a third of it by custom.
+    """
+
+    session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS
+    heartbeat_interval_ms: int = DEFAULT_HEARTBEAT_INTERVAL_MS
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_interval_ms <= 0 or self.session_timeout_ms <= 0:
+            raise ValueError("Kafka group timeouts must be positive")
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError(
+                f"the heartbeat interval ({self.heartbeat_interval_ms} ms) must be shorter "
+                f"than the session timeout ({self.session_timeout_ms} ms)"
+            )
+
+    @property
+    def stalled_after_s(self) -> float:
+        """When an unsettled membership counts as stalled: a healthy rebalance may wait a
+        whole session timeout for a member that died, and then take a few seconds more."""
+        return 2 * self.session_timeout_ms / 1000 + 5
+
+    def consumer_settings(self) -> dict[str, int]:
+        return {
+            "session_timeout_ms": self.session_timeout_ms,
+            "heartbeat_interval_ms": self.heartbeat_interval_ms,
+        }
 
 
 class KafkaPublisher:
@@ -74,11 +115,14 @@ class KafkaPublisher:
 class KafkaConsumer:
     """A consumer-group member that commits a partition's offsets only after handling its batch.
 
-    A crash before the commit redelivers the batch: handlers dedupe by their tracking records.
+    Offsets are committed asynchronously, once per poll, so handling never waits for the
+    broker's answer; before the member gives partitions up (a rebalance, close) it commits
+    what it handled synchronously, so the next owner starts after it. A crash before a commit
+    redelivers the batch: handlers dedupe by their tracking records (at least once).
     """
 
-    # Longer than a healthy rebalance takes (seconds here), as long as the session timeout.
-    STALLED_AFTER_S = 45.0
+    # None: derived from the session timeout (`GroupTimeouts.stalled_after_s`).
+    STALLED_AFTER_S: float | None = None
 
     def __init__(
         self,
@@ -92,21 +136,32 @@ class KafkaConsumer:
         client_id: str = "crm",
         stop: threading.Event | None = None,
         max_poll_records: int = 200,
+        timeouts: GroupTimeouts | None = None,
         **overrides: Any,
     ) -> None:
         self._stop = stop or threading.Event()
         self._dispatcher = Dispatcher(handler, dlq, policy or RetryPolicy(), self._stop)
         self._topics = list(topics)
-        self._settings = dict(
+        self.timeouts = timeouts or GroupTimeouts()
+        self._settings: dict[str, Any] = dict(
             bootstrap_servers=bootstrap,
             client_id=client_id,
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=max_poll_records,
-            **overrides,
+            **self.timeouts.consumer_settings(),
         )
+        self._settings.update(overrides)
+        # Handled, and so to be committed, per partition: the offset of the next record.
+        self._handled: dict[TopicPartition, OffsetAndMetadata] = {}
         self._consumer = self._join()
+
+    @property
+    def stalled_after_s(self) -> float:
+        if self.STALLED_AFTER_S is not None:
+            return self.STALLED_AFTER_S
+        return self.timeouts.stalled_after_s
 
     def _join(self) -> Any:
         consumer = _KafkaConsumer(**self._settings)
@@ -115,8 +170,9 @@ class KafkaConsumer:
         # hang in SyncGroup after a broker restart. Asking for the partitions first avoids it.
         for topic in self._topics:
             consumer.partitions_for_topic(topic)
-        consumer.subscribe(self._topics)
+        consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
         self._unsettled_since: float | None = time.monotonic()
+        self._handled.clear()
         return consumer
 
     def _watch_membership(self) -> None:
@@ -132,7 +188,7 @@ class KafkaConsumer:
         now = time.monotonic()
         if self._unsettled_since is None:
             self._unsettled_since = now
-        elif now - self._unsettled_since > self.STALLED_AFTER_S:
+        elif now - self._unsettled_since > self.stalled_after_s:
             log.warning(
                 "group %s unsettled for %.0fs; re-joining",
                 self._settings["group_id"],
@@ -146,6 +202,7 @@ class KafkaConsumer:
         batches = self._consumer.poll(timeout_ms=int(timeout * 1000))
         if not batches:
             self._watch_membership()
+        handled: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp, records in batches.items():
             next_offset: int | None = None
             for record in records:
@@ -162,20 +219,35 @@ class KafkaConsumer:
                 next_offset = record.offset + 1
                 done += 1
             if next_offset is not None:
-                self._commit(tp, next_offset)
+                handled[tp] = OffsetAndMetadata(next_offset, "", -1)
             if self._stop.is_set():
                 # Whatever was fetched but not handled comes again to whoever owns it next.
                 self._consumer.seek(
                     tp, next_offset if next_offset is not None else records[0].offset
                 )
+        if handled:
+            self._handled.update(handled)
+            self._consumer.commit_async(handled, callback=self._committed)
         return done
 
-    def _commit(self, tp: TopicPartition, offset: int) -> None:
+    @staticmethod
+    def _committed(offsets: Offsets, response: object) -> None:
+        if isinstance(response, BaseException):
+            # A later commit, or the next owner's, covers these; nothing is lost, at worst
+            # redelivered (and deduplicated by the handlers' tracking).
+            log.warning("asynchronous commit of %s failed: %s", dict(offsets), response)
+
+    def commit_handled(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """Commit synchronously what was handled on `partitions` (default: all), bounded in
+        time; a failure is logged, not raised (the next owner redelivers)."""
+        wanted = set(self._handled) if partitions is None else set(partitions)
+        offsets = {tp: self._handled.pop(tp) for tp in wanted if tp in self._handled}
+        if not offsets:
+            return
         try:
-            self._consumer.commit({tp: OffsetAndMetadata(offset, "", -1)})
-        except (CommitFailedError, RebalanceInProgressError) as error:
-            # The partition moved to another member; it redelivers, tracking dedupes.
-            log.warning("commit of %s@%d failed after a rebalance: %s", tp, offset, error)
+            self._consumer.commit(offsets, timeout_ms=FINAL_COMMIT_TIMEOUT_MS)
+        except KafkaError as error:
+            log.warning("final commit of %s failed: %s", offsets, error)
 
     def run(self, stop: threading.Event | None = None) -> None:
         stop = stop or self._stop
@@ -183,7 +255,23 @@ class KafkaConsumer:
             self.poll_once(timeout=0.5)
 
     def close(self) -> None:
-        self._consumer.close(autocommit=False)
+        self.commit_handled()
+        # Leaving the group hands the partitions over at once rather than after the session
+        # timeout; bounded, so a broker that is down does not hold a stopping process.
+        self._consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Before partitions go to another member, commit what was handled on them."""
+
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        self._consumer = consumer
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self._consumer.commit_handled(revoked)
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        pass
 
 
 def ensure_topics(

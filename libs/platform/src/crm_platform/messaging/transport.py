@@ -17,7 +17,7 @@ from crm_platform.messaging.inprocess import (
     InProcessConsumer,
     InProcessPublisher,
 )
-from crm_platform.messaging.kafka import KafkaConsumer, KafkaPublisher
+from crm_platform.messaging.kafka import GroupTimeouts, KafkaConsumer, KafkaPublisher
 from crm_platform.messaging.port import Consumer, Handler, Publisher, RetryPolicy
 
 
@@ -39,10 +39,17 @@ class Transport(Protocol):
         ...
 
 
+# A readiness probe must answer within a second; a broker that is down must not hold it.
+PING_TIMEOUT_MS = 2_000
+
+
 class KafkaTransport:
-    def __init__(self, bootstrap: str, *, client_id: str) -> None:
+    def __init__(
+        self, bootstrap: str, *, client_id: str, timeouts: GroupTimeouts | None = None
+    ) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
+        self.timeouts = timeouts or GroupTimeouts()
 
     def publisher(self) -> Publisher:
         return KafkaPublisher(self.bootstrap, client_id=self.client_id)
@@ -65,11 +72,15 @@ class KafkaTransport:
             policy=policy,
             client_id=self.client_id,
             stop=stop,
+            timeouts=self.timeouts,
         )
 
     def ping(self) -> None:
         admin = KafkaAdminClient(
-            bootstrap_servers=self.bootstrap, client_id=self.client_id, request_timeout_ms=3000
+            bootstrap_servers=self.bootstrap,
+            client_id=self.client_id,
+            bootstrap_timeout_ms=PING_TIMEOUT_MS,
+            request_timeout_ms=PING_TIMEOUT_MS,
         )
         try:
             admin.list_topics()
