@@ -10,6 +10,7 @@ batch's last position in the same transaction as the batch's effects.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,7 +20,13 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Notification
 from psycopg import sql
 
+from crm_platform.http.unavailable import UNAVAILABLE
+from crm_platform.parking import ParkedEvent, ParkingLot
 from crm_platform.sqlview import SqlView, ViewTransaction
+
+# An outage is waited out, never parked: the event is fine, the database or broker is not.
+TRANSIENT: tuple[type[Exception], ...] = (*UNAVAILABLE, sqlite3.OperationalError)
+WAITING = "an earlier event of the same subject is parked; this one waits behind it"
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +67,19 @@ class LogFollower:
         deliver: Deliver | None = None,
         topics: Sequence[str] = (),
         batch_size: int = 500,
+        parking: ParkingLot | None = None,
     ) -> None:
         self.app = app
         self.view = view
         self.source = source or app.name
+        self.worker = view.tracking_name(self.source)
         self._apply = apply
         self._deliver = deliver
         self._topics = tuple(topics)
         self._batch_size = batch_size
         self._position: int | None = None
+        self._parking = parking
+        self._blocked: set[str] | None = None
 
     @property
     def position(self) -> int:
@@ -77,7 +88,12 @@ class LogFollower:
         return self._position
 
     def step(self) -> int:
-        """Process one batch; returns how many notifications it held (0: caught up)."""
+        """Process one batch; returns how many notifications it held (0: caught up).
+
+        With a parking lot, a batch that fails for any reason but an outage is done again one
+        event at a time, and the events that fail alone are parked; without one, the batch is
+        retried until it succeeds.
+        """
         notifications = self.app.recorder.select_notifications(
             start=self.position,
             limit=self._batch_size,
@@ -86,21 +102,136 @@ class LogFollower:
         )
         if not notifications:
             return 0
-        batch = [(n, self.app.mapper.to_domain_event(n)) for n in notifications]
-        if self._deliver is not None:
+        if self._parking is None:
+            return self._process(notifications)
+        try:
+            return self._process(notifications)
+        except TRANSIENT:
+            raise
+        except Exception as error:
+            log.warning(
+                "%s: a batch after %s failed (%s); going one event at a time",
+                self.worker,
+                self._position,
+                error,
+            )
+            return self._one_by_one(notifications)
+
+    def _process(self, notifications: Sequence[Notification]) -> int:
+        blocked = self._blocked_subjects()
+        waiting = [n for n in notifications if str(n.originator_id) in blocked]
+        batch = [
+            (n, self.app.mapper.to_domain_event(n))
+            for n in notifications
+            if str(n.originator_id) not in blocked
+        ]
+        if self._deliver is not None and batch:
             self._deliver(batch)
         last = notifications[-1].id
         try:
             with self.view.transaction() as tx:
-                if self._apply is not None:
+                if self._apply is not None and batch:
                     self._apply(tx, batch)
+                for notification in waiting:
+                    self._park(tx, notification, WAITING)
                 tx.track(self.source, last)
         except IntegrityError:
             # Another instance got there first: re-read where the view stands.
             self._position = None
             return 0
         self._position = last
-        return len(batch)
+        return len(notifications)
+
+    def _one_by_one(self, notifications: Sequence[Notification]) -> int:
+        done = 0
+        for notification in notifications:
+            try:
+                done += self._process([notification])
+                continue
+            except TRANSIENT:
+                raise
+            except Exception as error:
+                failure = error
+            try:
+                with self.view.transaction() as tx:
+                    self._park(tx, notification, failure)
+                    tx.track(self.source, notification.id)
+            except IntegrityError:
+                self._position = None
+                return done
+            self._position = notification.id
+            done += 1
+        return done
+
+    def _park(
+        self, tx: ViewTransaction, notification: Notification, error: Exception | str
+    ) -> None:
+        assert self._parking is not None
+        subject = str(notification.originator_id)
+        self._parking.park(
+            tx,
+            worker=self.worker,
+            position=str(notification.id),
+            subject=subject,
+            error=error,
+            payload={
+                "notification_id": notification.id,
+                "topic": notification.topic,
+                "version": notification.originator_version,
+            },
+        )
+        self._blocked_subjects().add(subject)
+
+    def _blocked_subjects(self) -> set[str]:
+        # Only this worker parks and resolves its own entries, so after one read at start
+        # the set stays right without a query per batch.
+        if self._blocked is None:
+            self._blocked = self._parking.subjects(self.worker) if self._parking else set()
+        return self._blocked
+
+    def retry_parked(self) -> int:
+        """Process again what an operator marked for retry; returns how many succeeded.
+
+        A subject's entries go in log order and stop at the first that fails again, so its
+        later events keep waiting behind it.
+        """
+        if self._parking is None:
+            return 0
+        due = self._parking.due(self.worker)
+        by_subject: dict[str, list[ParkedEvent]] = {}
+        for entry in sorted(due, key=lambda e: int(e.position)):
+            by_subject.setdefault(entry.subject, []).append(entry)
+        resolved = 0
+        for subject, entries in by_subject.items():
+            for entry in entries:
+                try:
+                    self._reprocess(entry)
+                except TRANSIENT:
+                    raise
+                except Exception as error:
+                    self._parking.failed_again(entry.id, error)
+                    break
+                resolved += 1
+            if not self._parking.subjects_of(self.worker, subject):
+                self._blocked_subjects().discard(subject)
+        return resolved
+
+    def _reprocess(self, entry: ParkedEvent) -> None:
+        assert self._parking is not None
+        position = int(entry.position)
+        found = self.app.recorder.select_notifications(
+            start=position, limit=1, inclusive_of_start=True
+        )
+        if not found or found[0].id != position:
+            raise LookupError(f"notification {position} is no longer in the log")
+        notification = found[0]
+        batch = [(notification, self.app.mapper.to_domain_event(notification))]
+        if self._deliver is not None:
+            self._deliver(batch)
+        with self.view.transaction() as tx:
+            if self._apply is not None:
+                self._apply(tx, batch)
+            self._parking.resolve(tx, entry.id)
 
     def catch_up(self) -> int:
         total = 0
@@ -146,6 +277,7 @@ class LogFollower:
             try:
                 if self.step():
                     continue
+                self.retry_parked()
             except Exception:
                 log.exception(
                     "%s failed on a batch after %s; retrying", self.source, self._position

@@ -17,6 +17,7 @@ from eventsourcing.application import Application
 
 from crm_platform.follower import Batch, LogFollower, Waker
 from crm_platform.messaging import Publisher
+from crm_platform.parking import ParkingLot
 from crm_platform.sqlview import SqlView
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,18 @@ class Relay:
         topic: str,
         topics: Sequence[str],
         batch_size: int = 500,
+        parking: ParkingLot | None = None,
     ) -> None:
         self.app = app
         self.topic = topic
         self._publisher = publisher
         self._follower = LogFollower(
-            app, tracking, deliver=self._deliver, topics=topics, batch_size=batch_size
+            app,
+            tracking,
+            deliver=self._deliver,
+            topics=topics,
+            batch_size=batch_size,
+            parking=parking,
         )
 
     def messages(self, batch: Batch) -> list[WireMessage]:

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from crm_contracts.enums import ActivityType, MoveReason
 from crm_platform.follower import Batch, LogFollower
+from crm_platform.parking import ParkingLot
 from crm_platform.sqlview import ViewTransaction
 from eventsourcing.application import Application
 from eventsourcing.utils import get_topic
@@ -344,10 +345,21 @@ class ActivityReadModel(ActivityQueries):
 
 
 def follower(
-    app: Application[Any], view: ActivityReadModel, *, batch_size: int = 500
+    app: Application[Any],
+    view: ActivityReadModel,
+    *,
+    batch_size: int = 500,
+    parking: ParkingLot | None = None,
 ) -> LogFollower:
     """The one follower that feeds `view` from `app`'s notification log."""
-    return LogFollower(app, view, apply=view.apply, topics=ACTIVITY_TOPICS, batch_size=batch_size)
+    return LogFollower(
+        app,
+        view,
+        apply=view.apply,
+        topics=ACTIVITY_TOPICS,
+        batch_size=batch_size,
+        parking=parking,
+    )
 
 
 class _NoCustomers:

@@ -40,6 +40,7 @@ from crm_contracts.topics import ACTIVITY_EVENTS, SOURCE_ACTIVITY
 from crm_contracts.wire import WireMessage
 from crm_platform.follower import Batch
 from crm_platform.messaging import Publisher
+from crm_platform.parking import ParkingLot
 from crm_platform.relay import Relay
 from crm_platform.sqlview import SqlView
 from eventsourcing.domain import Aggregate
@@ -278,9 +279,16 @@ class ActivityRelay(Relay):
         topic: str = ACTIVITY_EVENTS,
         batch_size: int = 500,
         cache_size: int = 10_000,
+        parking: ParkingLot | None = None,
     ) -> None:
         super().__init__(
-            app, publisher, tracking, topic=topic, topics=RELAYED_TOPICS, batch_size=batch_size
+            app,
+            publisher,
+            tracking,
+            topic=topic,
+            topics=RELAYED_TOPICS,
+            batch_size=batch_size,
+            parking=parking,
         )
         self._states = ActivityStates(app, cache_size)
 
@@ -293,7 +301,8 @@ class ActivityRelay(Relay):
             # Map first: advancing mutates `before`, which may be the cached object.
             message = to_message(event, before)
         except ValidationError as error:
-            # Halting beats skipping: a skipped change would leave every consumer's copy wrong.
+            # Parked (with the later events of this activity behind it), never skipped: a
+            # skipped change would leave every consumer's copy wrong.
             raise UnpublishableEvent(event, error) from None
         self._states.advance(event, before)
         return message
@@ -302,7 +311,8 @@ class ActivityRelay(Relay):
 class UnpublishableEvent(Exception):
     """A stored event the contract refuses (e.g. an id longer than it allows).
 
-    The relay stops at it and retries until the contract or the data is fixed. The message
+    The relay parks it, and the activity's later events behind it, until the contract or the
+    data is fixed and an operator asks for a retry (`/ops/parked`). The message
     names the event and the fields, never their values (no personal data in logs).
     """
 

@@ -18,9 +18,11 @@ from crm_contracts.topics import ACTIVITY_EVENTS, CUSTOMERS
 from crm_platform.auth import Authenticator
 from crm_platform.eventstore import StoreLocation
 from crm_platform.follower import Waker
+from crm_platform.http.parked import parked_router
 from crm_platform.messaging import RetryPolicy
 from crm_platform.messaging.transport import Transport
 from crm_platform.ops import Check
+from crm_platform.parking import ParkedGauge, ParkingLot
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Worker
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -49,6 +51,7 @@ class ActivityService:
     app: ActivityApplication
     directory: CustomerDirectory
     read_model: ActivityReadModel
+    parking: ParkingLot
     clock: Callable[[], datetime]
     wakers: list[Waker] = field(default_factory=list)
 
@@ -70,8 +73,9 @@ class ActivityService:
         with store.creating():
             directory = CustomerDirectory(env)
             read_model = ActivityReadModel(env)
+            parking = ParkingLot(env, "activity")
             app = ActivityApplication(env, directory=directory, clock=clock, on_saved=saved)
-        return cls(settings, store, transport, app, directory, read_model, clock, wakers)
+        return cls(settings, store, transport, app, directory, read_model, parking, clock, wakers)
 
     def checks(self) -> dict[str, Check]:
         """What /readyz asks, in the API and in worker processes alike."""
@@ -86,9 +90,14 @@ class ActivityService:
             auth=auth,
             checks=self.checks(),
             max_body_bytes=self.settings.max_body_bytes,
-            extra_routers=[read_router(self.read_model, auth, self.clock)],
+            extra_routers=[
+                read_router(self.read_model, auth, self.clock),
+                parked_router(self.parking, auth),
+            ],
         )
-        return create_app(api, root_path=root_path)
+        web = create_app(api, root_path=root_path)
+        ParkedGauge(self.parking).register(api.registry)
+        return web
 
     def workers(self, roles: Iterable[str]) -> list[Worker]:
         wanted = set(roles)
@@ -106,14 +115,18 @@ class ActivityService:
         tracking = relay_tracking(self.store.env())
         try:
             ActivityRelay(
-                self.app, publisher, tracking, topic=self.settings.topic(ACTIVITY_EVENTS)
+                self.app,
+                publisher,
+                tracking,
+                topic=self.settings.topic(ACTIVITY_EVENTS),
+                parking=self.parking,
             ).run(stop, self.wakers[0], listen_dsn=self.store.postgres_dsn)
         finally:
             publisher.close()
             tracking.close()
 
     def _run_projector(self, stop: threading.Event) -> None:
-        follower(self.app, self.read_model).run(
+        follower(self.app, self.read_model, parking=self.parking).run(
             stop, self.wakers[1], listen_dsn=self.store.postgres_dsn
         )
 
@@ -135,3 +148,4 @@ class ActivityService:
         self.app.close()
         self.read_model.close()
         self.directory.close()
+        self.parking.close()
