@@ -21,7 +21,7 @@ import json
 import logging
 import traceback
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -56,7 +56,7 @@ class ParkingLot(SqlView):
     """The service's parked events (table `<service>_parked_events`)."""
 
     name = "parked"
-    ddl = (
+    ddl: Sequence[str] = (
         "CREATE TABLE IF NOT EXISTS {t}events ("
         " id TEXT PRIMARY KEY, worker TEXT NOT NULL, position TEXT NOT NULL,"
         " subject TEXT NOT NULL, error TEXT NOT NULL, stack TEXT NOT NULL,"
