@@ -40,6 +40,13 @@ try:  # the root answers unknown paths like the services (problem+json, full All
     from crm_platform.http import install_error_handlers
 except ImportError:  # not yet everywhere
     install_error_handlers = None
+try:  # calendar-sync's feed URLs through the embedded server's prefix
+    from crm_embedded.__main__ import calendar_settings
+except ImportError:
+    calendar_settings = None
+
+# Where `make run` listens; only the calendar feed URLs it hands out name it.
+HOST, PORT = "127.0.0.1", 8000
 
 PREFIXES = ("activity", "segmentation", "calendar-sync")
 # Who every fuzzed request is: a manager may do everything a consultant may and more, so
@@ -72,9 +79,8 @@ class EmbeddedSystem:
         self.transport = self.settings.transport("embedded")
         self.activity = ActivityService.build(self.settings, self.transport)
         self.segmentation = SegmentationService.build(self.settings, self.transport)
-        self.calendar = CalendarSyncService.build(
-            self.settings, self.transport, CalendarSyncSettings()
-        )
+        options = calendar_settings(HOST, PORT) if calendar_settings else CalendarSyncSettings()
+        self.calendar = CalendarSyncService.build(self.settings, self.transport, options)
         self.supervisor: Supervisor | None = None
         if workers:
             self.supervisor = Supervisor(
