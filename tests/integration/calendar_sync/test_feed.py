@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -151,3 +151,36 @@ def test_who_may_read_and_rotate(embedded: Harness, client: TestClient) -> None:
     assert client.get(feed, headers=as_user("svc", "service")).status_code == 200
     assert client.post(f"/calendars/{ANNA}/token", headers=as_user(BO)).status_code == 403
     assert client.post(f"/calendars/{ANNA}/token").status_code == 401
+
+
+def test_one_entry_the_feed_cannot_render_is_parked_and_the_feed_still_answers(
+    embedded: Harness, client: TestClient
+) -> None:
+    # Planted past the API's door (which refuses it now): the end of time in Copenhagen.
+    end_of_time = Activity(starts_at=datetime(9999, 12, 31, 23, 0, tzinfo=UTC), minutes=30)
+    fine = Activity()
+    embedded.send(customer("cust-1", "Bageriet Ørsted"), end_of_time.planned(), fine.planned())
+    embedded.applied(fine)
+    embedded.applied(end_of_time)
+
+    answers = [client.get(f"/calendars/{ANNA}.ics", headers=as_user(ANNA)) for _ in range(2)]
+
+    assert [a.status_code for a in answers] == [200, 200]
+    assert set(parse(answers[0].content)) == {uid_for(str(fine.id))}
+    parked = client.get("/ops/parked", headers=as_user(MIA, "sales_manager"))
+    assert parked.status_code == 200
+    (entry,) = parked.json()  # once, however often the feed is read
+    assert (entry["worker"], entry["subject"]) == (
+        "calendar-sync-feed",
+        uid_for(str(end_of_time.id)),
+    )
+    assert "Overflow" in entry["error"] or "range" in entry["error"]
+    assert client.get("/ops/parked", headers=as_user(ANNA)).status_code == 403
+
+
+def test_an_odd_owner_in_the_feed_path_is_a_422_not_a_500(client: TestClient) -> None:
+    for owner in ("anna%00@example.dk", "anna", "a%2Fb@example.dk"):
+        answer = client.get(f"/calendars/{owner}.ics", headers=as_user(MIA, "sales_manager"))
+
+        assert answer.status_code in (404, 422), answer.text
+        assert answer.headers["content-type"] == "application/problem+json"

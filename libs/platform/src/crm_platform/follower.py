@@ -10,7 +10,6 @@ batch's last position in the same transaction as the batch's effects.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,12 +19,10 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Notification
 from psycopg import sql
 
-from crm_platform.http.unavailable import UNAVAILABLE
+from crm_platform.parking import TRANSIENT_ERRORS as TRANSIENT
 from crm_platform.parking import ParkedEvent, ParkingLot
 from crm_platform.sqlview import SqlView, ViewTransaction
 
-# An outage is waited out, never parked: the event is fine, the database or broker is not.
-TRANSIENT: tuple[type[Exception], ...] = (*UNAVAILABLE, sqlite3.OperationalError)
 WAITING = "an earlier event of the same subject is parked; this one waits behind it"
 
 log = logging.getLogger(__name__)

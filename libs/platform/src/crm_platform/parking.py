@@ -17,8 +17,11 @@ recorded: never lost, never both).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import sqlite3
+import threading
 import traceback
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,13 +29,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from crm_contracts.wire import WireMessage
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from crm_platform.http.unavailable import UNAVAILABLE
+from crm_platform.messaging.port import Delivery, GiveUp, Handler
 from crm_platform.sqlview import SqlView, ViewTransaction, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
+# An outage is waited out, never parked: the event is fine, the database or broker is not.
+TRANSIENT_ERRORS: Final[tuple[type[Exception], ...]] = (*UNAVAILABLE, sqlite3.OperationalError)
 PARKED: Final = "parked"
 RETRY: Final = "retry"
 ERROR_MAX: Final = 2000
@@ -115,6 +123,12 @@ class ParkingLot(SqlView):
         """The subjects `worker` has parked events of: their later events wait behind them."""
         rows = self.query("SELECT DISTINCT subject FROM {t}events WHERE worker = ?", (worker,))
         return {str(row["subject"]) for row in rows}
+
+    def parked_at(self, worker: str, position: str) -> bool:
+        row = self.query_one(
+            "SELECT id FROM {t}events WHERE worker = ? AND position = ?", (worker, position)
+        )
+        return row is not None
 
     def subjects_of(self, worker: str, subject: str) -> int:
         """How many events of `subject` are parked by `worker`."""
@@ -228,3 +242,85 @@ def _entry(row: Mapping[str, Any]) -> ParkedEvent:
         parked_at=parked_at,
         payload=json.loads(row["payload"]) if row["payload"] else None,
     )
+
+
+# -- messages a consumer gave up on ------------------------------------------------------------
+
+
+def message_parker(lot: ParkingLot, worker: str) -> GiveUp:
+    """A `RetryPolicy.park` that keeps the whole message, so a retry needs nothing else."""
+
+    def park(message: WireMessage, delivery: Delivery, error: BaseException, attempts: int) -> None:
+        position = f"{delivery.topic}:{delivery.partition}@{delivery.offset}"
+        if delivery.retry or lot.parked_at(worker, position):
+            return  # a redelivery of what is parked already, or a retry failing again
+        lot.park_now(
+            worker=worker,
+            position=position,
+            subject=message.key,
+            error=error,
+            payload={
+                "topic": message.topic,
+                "partition": delivery.partition,
+                "offset": delivery.offset,
+                "key": message.key,
+                "headers": [[k, base64.b64encode(v).decode("ascii")] for k, v in message.headers],
+                "value": base64.b64encode(message.value).decode("ascii"),
+                "attempts": attempts,
+            },
+        )
+
+    return park
+
+
+def parked_message(entry: ParkedEvent) -> tuple[WireMessage, Delivery]:
+    payload = entry.payload or {}
+    message = WireMessage(
+        str(payload["topic"]),
+        str(payload["key"]),
+        base64.b64decode(payload["value"]),
+        tuple((str(k), base64.b64decode(v)) for k, v in payload["headers"]),
+    )
+    delivery = Delivery(
+        str(payload["topic"]), int(payload["partition"]), int(payload["offset"]), retry=True
+    )
+    return message, delivery
+
+
+class MessageRetries:
+    """Hands the messages an operator marked for retry to the consumer's handler again.
+
+    Runs beside the consumer (its own worker thread), since a consumer's loop belongs to the
+    transport. The handler's tracking (per retried message) makes a repeat harmless.
+    """
+
+    def __init__(
+        self, lot: ParkingLot, worker: str, handler: Handler, *, interval: float = 2.0
+    ) -> None:
+        self._lot = lot
+        self._worker = worker
+        self._handler = handler
+        self._interval = interval
+
+    def retry_due(self) -> int:
+        resolved = 0
+        for entry in self._lot.due(self._worker):
+            message, delivery = parked_message(entry)
+            try:
+                self._handler(message, delivery)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as error:
+                self._lot.failed_again(entry.id, error)
+                continue
+            with self._lot.transaction() as tx:
+                self._lot.resolve(tx, entry.id)
+            resolved += 1
+        return resolved
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(self._interval):
+            try:
+                self.retry_due()
+            except Exception as error:  # an outage: try again on the next round
+                log.warning("%s: retrying parked messages failed: %s", self._worker, error)

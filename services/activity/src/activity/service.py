@@ -22,7 +22,7 @@ from crm_platform.http.parked import parked_router
 from crm_platform.messaging import RetryPolicy
 from crm_platform.messaging.transport import Transport
 from crm_platform.ops import Check
-from crm_platform.parking import ParkedGauge, ParkingLot
+from crm_platform.parking import MessageRetries, ParkedGauge, ParkingLot, message_parker
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Worker
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 ROLES = ("api", "relay", "projector", "consumer")
 CONSUMER_GROUP = "activity.customer-directory"
+CONSUMER_WORKER = f"consumer:{CONSUMER_GROUP}"
 # A database that is down is waited out; the message is fine and must not be dead-lettered.
 INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError)
 
@@ -108,6 +109,7 @@ class ActivityService:
             workers.append(Worker("activity-projector", self._run_projector))
         if "consumer" in wanted:
             workers.append(Worker("activity-customer-directory", self._run_consumer))
+            workers.append(Worker("activity-parked-messages", self._retries().run))
         return workers
 
     def _run_relay(self, stop: threading.Event) -> None:
@@ -130,8 +132,14 @@ class ActivityService:
             stop, self.wakers[1], listen_dsn=self.store.postgres_dsn
         )
 
+    def _retries(self) -> MessageRetries:
+        return MessageRetries(self.parking, CONSUMER_WORKER, self.directory.handle)
+
     def _run_consumer(self, stop: threading.Event) -> None:
-        policy = RetryPolicy(infrastructure=INFRASTRUCTURE_ERRORS)
+        policy = RetryPolicy(
+            infrastructure=INFRASTRUCTURE_ERRORS,
+            park=message_parker(self.parking, CONSUMER_WORKER),
+        )
         consumer = self.transport.consumer(
             [self.settings.topic(CUSTOMERS)],
             self.settings.consumer_group(CONSUMER_GROUP),

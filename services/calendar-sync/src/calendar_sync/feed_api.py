@@ -10,6 +10,7 @@ answered 404, exactly like an owner who never had a feed: the answer must not te
 prober which owners exist.
 """
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
@@ -17,16 +18,20 @@ from urllib.parse import quote
 
 from crm_platform.auth import Authenticator, AuthMode, Principal
 from crm_platform.http import ApiError, Forbidden, StrictRoute, error_responses
+from crm_platform.parking import ParkingLot
 from crm_platform.values import MailboxPath
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
-from calendar_sync.feed import FeedStore
+from calendar_sync.feed import FeedEntry, FeedStore
 from calendar_sync.ics import render_feed
 from calendar_sync.rules import mailbox_of
 
 ICS_MEDIA_TYPE = "text/calendar; charset=utf-8"
+FEED_WORKER = "calendar-sync-feed"
+
+log = logging.getLogger(__name__)
 
 
 class FeedToken(BaseModel):
@@ -58,11 +63,24 @@ def authenticate(auth: Authenticator, request: Request) -> Principal:
 
 
 def feed_router(
-    feed: FeedStore, auth: Authenticator, base_url: str, clock: Callable[[], datetime]
+    feed: FeedStore,
+    auth: Authenticator,
+    base_url: str,
+    clock: Callable[[], datetime],
+    parking: ParkingLot | None = None,
 ) -> APIRouter:
     router = APIRouter(tags=["calendar feed"], route_class=StrictRoute)
     Caller = Annotated[Principal, Depends(auth.principal)]
     base = base_url.rstrip("/")
+
+    def park_bad_entry(item: FeedEntry, error: Exception) -> None:
+        if parking is None:
+            log.error("feed entry %s left out: %s", item.uid, error)
+            return
+        # Once per entry version, however often the feed is fetched.
+        position = f"{item.uid}@{item.sequence}"
+        if not parking.parked_at(FEED_WORKER, position):
+            parking.park_now(worker=FEED_WORKER, position=position, subject=item.uid, error=error)
 
     @router.get(
         "/calendars/{owner}.ics",
@@ -82,7 +100,7 @@ def feed_router(
         elif not authenticate(auth, request).may_act_for(mailbox):
             raise Forbidden("Only the owner, a sales manager or a service may read this feed.")
         return Response(
-            render_feed(mailbox, feed.entries(mailbox)),
+            render_feed(mailbox, feed.entries(mailbox), park_bad_entry),
             media_type=ICS_MEDIA_TYPE,
             # The token is in the URL: keep shared caches from storing the answer.
             headers={"Cache-Control": "private, no-store"},

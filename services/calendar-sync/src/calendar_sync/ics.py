@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -76,7 +76,13 @@ def vevent(item: FeedEntry) -> Event:
     return event
 
 
-def render_feed(owner: str, entries: Iterable[FeedEntry]) -> bytes:
+def render_feed(
+    owner: str,
+    entries: Iterable[FeedEntry],
+    on_bad_entry: Callable[[FeedEntry, Exception], None] | None = None,
+) -> bytes:
+    """The feed; an entry that cannot be rendered is left out and handed to `on_bad_entry`,
+    so one bad activity never takes the consultant's whole calendar down."""
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -88,6 +94,14 @@ def render_feed(owner: str, entries: Iterable[FeedEntry]) -> bytes:
     calendar.add("x-published-ttl", "PT15M")  # the older, non-standard name of the same
     calendar.add_component(copenhagen_zone())
     for item in entries:
-        calendar.add_component(vevent(item))
+        try:
+            component = vevent(item)
+            component.to_ical()
+        except Exception as error:
+            if on_bad_entry is None:
+                raise
+            on_bad_entry(item, error)
+            continue
+        calendar.add_component(component)
     ical: bytes = calendar.to_ical()
     return ical

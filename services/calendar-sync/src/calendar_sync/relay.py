@@ -20,6 +20,7 @@ from crm_contracts.topics import CALENDAR_SYNC, SOURCE_CALENDAR_SYNC
 from crm_contracts.wire import WireMessage
 from crm_platform.follower import Waker
 from crm_platform.messaging import Publisher
+from crm_platform.parking import ParkingLot
 from pydantic import ValidationError
 
 from calendar_sync.metrics import SyncMetrics
@@ -28,6 +29,7 @@ from calendar_sync.state import SyncRecord, SyncState
 log = logging.getLogger(__name__)
 
 ACTOR = "calendar-sync"
+STATUS_WORKER = "calendar-sync-status-relay"
 
 
 def status_message(record: SyncRecord, revision: int) -> CalendarSyncStatus:
@@ -53,12 +55,14 @@ class StatusRelay:
         *,
         topic: str = CALENDAR_SYNC,
         batch_size: int = 200,
+        parking: ParkingLot | None = None,
     ) -> None:
         self.state = state
         self.publisher = publisher
         self.metrics = metrics
         self.topic = topic
         self.batch_size = batch_size
+        self.parking = parking
 
     def step(self) -> int:
         """Publish one batch; returns how many rows it covered (0: nothing pending)."""
@@ -66,20 +70,12 @@ class StatusRelay:
         messages: list[WireMessage] = []
         for record, revision in pending:
             try:
-                status = status_message(record, revision)
+                messages.append(self._message(record, revision))
             except (ValidationError, ValueError) as error:
                 # Not publishable under the contract (e.g. an owner id that is no mailbox
-                # address): say so once and move on rather than block every later row.
-                log.error("status of %s cannot be published: %s", record.activity_id, error)
-                continue
-            messages.append(
-                encode(
-                    status,
-                    source=SOURCE_CALENDAR_SYNC,
-                    event_id=f"{record.activity_id}:{revision}",
-                    topic=self.topic,
-                )
-            )
+                # address): parked, rather than block every later row. A status is a state,
+                # so nothing waits behind it: a later revision that fits goes out.
+                self._park(record, revision, error)
         if messages:
             self.publisher.publish(messages)
         if pending:
@@ -91,6 +87,41 @@ class StatusRelay:
         else:
             self.metrics.unpublished.set(self.state.unpublished_count())
         return len(pending)
+
+    def retry_parked(self) -> int:
+        """Publish again, as they are now, the statuses an operator marked for retry."""
+        if self.parking is None:
+            return 0
+        resolved = 0
+        for entry in self.parking.due(STATUS_WORKER):
+            record = self.state.get(entry.subject)
+            try:
+                if record is not None:
+                    self.publisher.publish([self._message(record, record.revision)])
+            except (ValidationError, ValueError) as error:
+                self.parking.failed_again(entry.id, error)
+                continue
+            with self.parking.transaction() as tx:
+                self.parking.resolve(tx, entry.id)
+            resolved += 1
+        return resolved
+
+    def _message(self, record: SyncRecord, revision: int) -> WireMessage:
+        return encode(
+            status_message(record, revision),
+            source=SOURCE_CALENDAR_SYNC,
+            event_id=f"{record.activity_id}:{revision}",
+            topic=self.topic,
+        )
+
+    def _park(self, record: SyncRecord, revision: int, error: Exception) -> None:
+        position = f"{record.activity_id}:{revision}"
+        if self.parking is None:
+            log.error("status of %s cannot be published: %s", record.activity_id, error)
+        elif not self.parking.parked_at(STATUS_WORKER, position):
+            self.parking.park_now(
+                worker=STATUS_WORKER, position=position, subject=record.activity_id, error=error
+            )
 
     def run(
         self,
@@ -110,6 +141,7 @@ class StatusRelay:
             try:
                 if self.step() == self.batch_size:
                     continue  # a backlog: no need to wait for more
+                self.retry_parked()
             except Exception:
                 log.exception("status relay failed; retrying")
                 stop.wait(poll_interval)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import httpx
@@ -28,8 +28,11 @@ from crm_contracts.topics import ACTIVITY_EVENTS, CALENDAR_SYNC, CUSTOMERS
 from crm_platform.auth import Authenticator
 from crm_platform.eventstore import StoreLocation
 from crm_platform.follower import Waker
+from crm_platform.http.parked import parked_router
 from crm_platform.messaging import RetryPolicy
+from crm_platform.messaging.port import Handler
 from crm_platform.messaging.transport import KafkaTransport, Transport
+from crm_platform.parking import MessageRetries, ParkedGauge, ParkingLot, message_parker
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Worker
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -135,6 +138,7 @@ class CalendarSyncService:
     policy: RetryPolicy
     clock: Callable[[], datetime]
     waker: Waker
+    parking: ParkingLot
 
     @classmethod
     def build(
@@ -162,6 +166,7 @@ class CalendarSyncService:
         feed: FeedStore | None = None
         with store.creating():
             state = SyncState(env, on_saved=waker.notify)
+            parking = ParkingLot(env, "calendar_sync")
             if calendar is None:
                 if graph is not None and graph.configured:
                     calendar = graph_calendar(graph, metrics)
@@ -170,6 +175,7 @@ class CalendarSyncService:
                     calendar = FeedCalendar(feed)
             elif isinstance(calendar, FeedCalendar):
                 feed = calendar.store
+        ParkedGauge(parking).register(metrics.registry)
         projector = Projector(state, calendar, options.cancel_mode, clock)
         policy = policy or RetryPolicy(
             max_attempts=options.max_attempts, infrastructure=INFRASTRUCTURE_ERRORS
@@ -188,6 +194,7 @@ class CalendarSyncService:
             policy,
             clock,
             waker,
+            parking,
         )
 
     # --- API ------------------------------------------------------------------------------
@@ -200,7 +207,10 @@ class CalendarSyncService:
     def api(self, auth: Authenticator, *, root_path: str = "") -> FastAPI:
         routers = []
         if self.feed is not None:
-            routers.append(feed_router(self.feed, auth, self.options.feed_base_url, self.clock))
+            routers.append(
+                feed_router(self.feed, auth, self.options.feed_base_url, self.clock, self.parking)
+            )
+        routers.append(parked_router(self.parking, auth))
         api = SyncApi(
             state=self.state,
             reconciler=Reconciler(self.projector, self.metrics, self.clock),
@@ -226,14 +236,35 @@ class CalendarSyncService:
         ]
         workers.append(Worker("calendar-sync-customers", self.run_customers))
         workers.append(Worker("calendar-sync-status-relay", self.run_relay))
+        for worker, handler in self._consumers().values():
+            workers.append(
+                Worker(f"{worker}-parked", MessageRetries(self.parking, worker, handler).run)
+            )
         return workers
+
+    def _consumers(self) -> dict[str, tuple[str, Handler]]:
+        """Each consumer's parking name and handler (retries of parked messages use both)."""
+        return {
+            "activities": (
+                f"consumer:{self.topics.group}.activities",
+                self.activity_handler().handle,
+            ),
+            "customers": (
+                f"consumer:{self.topics.group}.customers",
+                CustomerNames(self.projector).handle,
+            ),
+        }
+
+    def _policy(self, consumer: str) -> RetryPolicy:
+        worker, _ = self._consumers()[consumer]
+        return replace(self.policy, park=message_parker(self.parking, worker))
 
     def run_activities(self, stop: threading.Event) -> None:
         consumer = self.transport.consumer(
             [self.topics.activities],
             f"{self.topics.group}.activities",
             self.activity_handler().handle,
-            policy=self.policy,
+            policy=self._policy("activities"),
             stop=stop,
         )
         try:
@@ -248,7 +279,7 @@ class CalendarSyncService:
             [self.topics.customers],
             f"{self.topics.group}.customers",
             CustomerNames(self.projector).handle,
-            policy=self.policy,
+            policy=self._policy("customers"),
             stop=stop,
         )
         try:
@@ -259,9 +290,13 @@ class CalendarSyncService:
     def run_relay(self, stop: threading.Event) -> None:
         publisher = self.transport.publisher()
         try:
-            StatusRelay(self.state, publisher, self.metrics, topic=self.topics.status).run(
-                stop, self.waker
-            )
+            StatusRelay(
+                self.state,
+                publisher,
+                self.metrics,
+                topic=self.topics.status,
+                parking=self.parking,
+            ).run(stop, self.waker)
         finally:
             publisher.close()
 
@@ -271,3 +306,4 @@ class CalendarSyncService:
         if self.feed is not None:
             self.feed.close()
         self.state.close()
+        self.parking.close()

@@ -27,6 +27,7 @@ from crm_contracts.topics import CUSTOMERS, SOURCE_SEGMENTATION
 from crm_contracts.wire import WireMessage
 from crm_platform.follower import Batch
 from crm_platform.messaging import Publisher
+from crm_platform.parking import ParkingLot
 from crm_platform.relay import Relay
 from crm_platform.sqlview import SqlView
 from eventsourcing.domain import Aggregate
@@ -115,9 +116,16 @@ class CustomerRelay(Relay):
         topic: str = CUSTOMERS,
         batch_size: int = 500,
         cache_size: int = 10_000,
+        parking: ParkingLot | None = None,
     ) -> None:
         super().__init__(
-            app, publisher, tracking, topic=topic, topics=RELAYED_TOPICS, batch_size=batch_size
+            app,
+            publisher,
+            tracking,
+            topic=topic,
+            topics=RELAYED_TOPICS,
+            batch_size=batch_size,
+            parking=parking,
         )
         self._states = CustomerStates(app, cache_size)
 

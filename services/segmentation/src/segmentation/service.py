@@ -20,9 +20,11 @@ from crm_platform.auth import Authenticator, Principal, Role
 from crm_platform.errors import NotFound
 from crm_platform.eventstore import StoreLocation
 from crm_platform.follower import Waker, listen_for_saves
+from crm_platform.http.parked import parked_router
 from crm_platform.messaging import RetryPolicy
 from crm_platform.messaging.transport import Transport
 from crm_platform.ops import Check
+from crm_platform.parking import MessageRetries, ParkedGauge, ParkingLot, message_parker
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Worker
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 
 ROLES: Final = ("api", "relay", "recompute", "calendar", "consumer")
 CONSUMER_GROUP: Final = "segmentation.attainment"
+CONSUMER_WORKER: Final = f"consumer:{CONSUMER_GROUP}"
 # A database that is down is waited out; the message is fine and must not be dead-lettered.
 INFRASTRUCTURE_ERRORS: Final = (OperationalError, InterfaceError, psycopg.OperationalError)
 CALENDAR_INTERVAL: Final = 3600.0  # seconds: agreements start and end on whole days
@@ -57,6 +60,7 @@ class SegmentationService:
     app: SegmentationApplication
     clock: Callable[[], datetime]
     attainment: ActivityEventsConsumer
+    parking: ParkingLot
     relay_waker: Waker = field(default_factory=Waker)
     recompute_waker: Waker = field(default_factory=Waker)
 
@@ -79,7 +83,18 @@ class SegmentationService:
         with store.creating():
             app = SegmentationApplication(store.env(), clock=clock, on_saved=saved)
             attainment = ActivityEventsConsumer(store.env(), app)
-        return cls(settings, store, transport, app, clock, attainment, relay_waker, recompute_waker)
+            parking = ParkingLot(store.env(), "segmentation")
+        return cls(
+            settings,
+            store,
+            transport,
+            app,
+            clock,
+            attainment,
+            parking,
+            relay_waker,
+            recompute_waker,
+        )
 
     def checks(self) -> dict[str, Check]:
         """What /readyz asks, in the API and in worker processes alike."""
@@ -95,9 +110,14 @@ class SegmentationService:
             checks=self.checks(),
             max_body_bytes=self.settings.max_body_bytes,
             attainment=self._this_year,
-            extra_routers=[attainment_router(self.attainment, self.app, auth, self.clock)],
+            extra_routers=[
+                attainment_router(self.attainment, self.app, auth, self.clock),
+                parked_router(self.parking, auth),
+            ],
         )
-        return create_app(api, root_path=root_path)
+        web = create_app(api, root_path=root_path)
+        ParkedGauge(self.parking).register(api.registry)
+        return web
 
     def workers(self, roles: Iterable[str]) -> list[Worker]:
         wanted = set(roles)
@@ -110,15 +130,25 @@ class SegmentationService:
             workers.append(Worker("segmentation-calendar", self._run_calendar))
         if "consumer" in wanted:
             workers.append(Worker("segmentation-consumer", self._run_consumer))
+            workers.append(
+                Worker(
+                    "segmentation-parked-messages",
+                    MessageRetries(self.parking, CONSUMER_WORKER, self.attainment.handle).run,
+                )
+            )
         return workers
 
     def _run_relay(self, stop: threading.Event) -> None:
         publisher = self.transport.publisher()
         tracking = relay_tracking(self.store.env())
         try:
-            CustomerRelay(self.app, publisher, tracking, topic=self.settings.topic(CUSTOMERS)).run(
-                stop, self.relay_waker, listen_dsn=self.store.postgres_dsn
-            )
+            CustomerRelay(
+                self.app,
+                publisher,
+                tracking,
+                topic=self.settings.topic(CUSTOMERS),
+                parking=self.parking,
+            ).run(stop, self.relay_waker, listen_dsn=self.store.postgres_dsn)
         finally:
             publisher.close()
             tracking.close()
@@ -176,7 +206,10 @@ class SegmentationService:
 
     def _run_consumer(self, stop: threading.Event) -> None:
         """Activity events → attainment counts (and discovery meetings → potentials)."""
-        policy = RetryPolicy(infrastructure=INFRASTRUCTURE_ERRORS)
+        policy = RetryPolicy(
+            infrastructure=INFRASTRUCTURE_ERRORS,
+            park=message_parker(self.parking, CONSUMER_WORKER),
+        )
         consumer = self.transport.consumer(
             [self.settings.topic(ACTIVITY_EVENTS)],
             self.settings.consumer_group(CONSUMER_GROUP),
@@ -191,4 +224,5 @@ class SegmentationService:
 
     def close(self) -> None:
         self.attainment.close()
+        self.parking.close()
         self.app.close()

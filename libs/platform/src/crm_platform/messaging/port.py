@@ -26,18 +26,26 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """Where a consumed message sits: a tracking name per partition plus the offset."""
+    """Where a consumed message sits: a tracking name per partition plus the offset.
+
+    A parked message handed over again (`retry`) sits behind positions its partition has
+    long passed, so it is tracked under a name of its own: handled once, like any other.
+    """
 
     topic: str
     partition: int
     offset: int
+    retry: bool = False
 
     @property
     def tracking_name(self) -> str:
+        if self.retry:
+            return f"{self.topic}:{self.partition}@{self.offset}"
         return f"{self.topic}:{self.partition}"
 
 
 Handler = Callable[[WireMessage, Delivery], None]
+GiveUp = Callable[[WireMessage, Delivery, BaseException, int], None]
 
 
 class PoisonMessage(Exception):
@@ -68,6 +76,8 @@ class RetryPolicy:
     max_delay: float = 2.0
     poison: tuple[type[BaseException], ...] = (PoisonMessage, ContractError)
     infrastructure: tuple[type[BaseException], ...] = ()
+    park: GiveUp | None = None
+    """Keeps a message given up on (the service's parked events), before it goes to the DLQ."""
 
     def delay(self, attempt: int) -> float:
         ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
@@ -141,6 +151,8 @@ class Dispatcher:
     def _send_to_dlq(
         self, message: WireMessage, delivery: Delivery, error: BaseException, attempts: int
     ) -> None:
+        if self._policy.park is not None:
+            self._policy.park(message, delivery, error, attempts)
         log.error("dead-lettering %s after %d attempt(s): %s", delivery, attempts, error)
         self._dlq.publish([as_dead_letter(message, delivery, error, attempts)])
 
