@@ -10,27 +10,34 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 from activity.application import ActivityApplication, PlanRequest
+from activity.consumers import CustomerDirectory
 from activity.domain import Activity
 from activity.projections import ACTIVITY_TOPICS, ActivityReadModel, follower
 from activity.read_queries import ActivityRow
 from activity.relay import RELAYED_TOPICS, ActivityRelay, relay_tracking
-from crm_contracts.cloudevents import decode
+from crm_contracts.cloudevents import decode, encode
+from crm_contracts.customer import CustomerSnapshot
 from crm_contracts.enums import ActivityType, Channel, MoveReason, Segment
+from crm_contracts.wire import WireMessage
 from crm_platform.follower import WAITING, LogFollower
+from crm_platform.messaging import Delivery, RetryPolicy
 from crm_platform.messaging.inprocess import InProcessBroker, InProcessPublisher
-from crm_platform.parking import ParkingLot
+from crm_platform.messaging.transport import InProcessTransport
+from crm_platform.parking import MessageRetries, ParkingLot, message_parker
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
 from tests.support.clock import ManualClock
 from tests.support.people import ANNA, MIA
+from tests.support.polling import wait_until
 
 TOPIC = "t.poison"
 
@@ -223,3 +230,54 @@ def test_the_relay_parks_what_the_contract_refuses_and_publishes_the_rest(
     assert "owner" in by_subject[str(not_a_mailbox)][0]
     assert "anna" not in by_subject[str(not_a_mailbox)][0]  # names the field, not the value
     assert by_subject[str(not_a_mailbox)][1:] == [WAITING]
+
+
+def snapshot_message(customer_id: str, topic: str) -> WireMessage:
+    snapshot = CustomerSnapshot(
+        customer_id=customer_id,
+        name="Cykel Centret",
+        segment=Segment.B,
+        prioritized=True,
+        version=1,
+        updated_at=datetime(2026, 1, 1, tzinfo=UTC),
+        actor="segmentation",
+    )
+    return encode(snapshot, source="test", topic=topic)
+
+
+def test_a_consumer_parks_what_it_gives_up_on_and_a_retry_after_the_fix_applies_it(
+    directory: CustomerDirectory, parking: ParkingLot, tmp_path: Path
+) -> None:
+    topic, worker = "t.customers", "consumer:test"
+    broker = InProcessBroker(str(tmp_path / "transport.sqlite"))
+    transport = InProcessTransport(broker)
+    unreadable = replace(snapshot_message("K8", topic), value=b'{"customer_id": ')
+    failing = {"K9"}  # a bug in the handler for this customer, fixed later
+
+    def handle(message: WireMessage, delivery: Delivery) -> None:
+        if message.key in failing:
+            raise RuntimeError("a bug in the handler")
+        directory.handle(message, delivery)
+
+    publisher = transport.publisher()
+    publisher.publish([unreadable, snapshot_message("K9", topic), snapshot_message("K10", topic)])
+    policy = RetryPolicy(max_attempts=2, base_delay=0.001, park=message_parker(parking, worker))
+    consumer = transport.consumer([topic], "g", handle, policy=policy)
+    wait_until(lambda: consumer.poll_once(0.1) == 0 and directory.get("K10") is not None)
+
+    assert {e.subject for e in parking.entries()} == {"K8", "K9"}
+    assert len(broker.messages(f"{topic}.dlq")) == 2
+    assert directory.get("K9") is None
+
+    failing.clear()
+    for entry in parking.entries():
+        parking.request_retry(entry.id)
+    retries = MessageRetries(parking, worker, handle)
+
+    assert retries.retry_due() == 1  # K9 now; K8 can never be read
+    assert retries.retry_due() == 0  # K8 is parked again, not retried in a loop
+    assert directory.get("K9") is not None
+    (left,) = parking.entries()
+    assert (left.subject, left.attempts) == ("K8", 2)
+    consumer.close()
+    publisher.close()
