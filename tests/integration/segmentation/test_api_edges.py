@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from crm_platform.auth import Authenticator, AuthSettings
+from eventsourcing.persistence import OperationalError
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from segmentation.api import SegmentationApi, create_app
@@ -155,3 +156,18 @@ def test_a_managers_retry_with_a_potential_is_replayed_once(
     assert other.status_code == 422
     assert other.json()["code"] == "idempotency_key_reused"
     assert events(app) == after
+
+
+def test_a_failure_after_the_commit_never_turns_a_saved_change_into_an_error(
+    client: TestClient, app: SegmentationApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def database_gone(*args: object) -> None:
+        raise OperationalError("the server closed the connection")
+
+    # The catch-up with a newer policy is the one step that runs after a command commits.
+    monkeypatch.setattr(app, "_try_catch_up", database_gone)
+
+    response = client.post("/customers", json={"customer_id": "k1", "name": "Bager"}, headers=MIA_H)
+
+    assert response.status_code == 201, response.text
+    assert client.get("/customers/k1", headers=MIA_H).json()["name"] == "Bager"

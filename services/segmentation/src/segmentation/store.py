@@ -14,6 +14,7 @@ save (it starts after the policy commits), or the command sees the new policy.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from itertools import groupby
@@ -46,6 +47,8 @@ from segmentation.rules import (
     local_date,
 )
 from segmentation.views import Actor, Outcome
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 CATCH_UP_ATTEMPTS = 5
@@ -266,7 +269,23 @@ class SegmentationStore(Application[UUID]):
         return Outcome(customer, status)
 
     def _catch_up(self, customer: Customer, judged_by: int) -> Customer:
-        """After a save judged by policy `judged_by`: refresh under a newer one, if any."""
+        """After a save judged by policy `judged_by`: refresh under a newer one, if any.
+
+        The command has committed by now, so nothing here may fail it: the answer must say
+        what was saved. Should the catch-up itself fail (the database went away in between),
+        the saved customer is answered and the failure logged; its next change, or the next
+        recomputation, judges it by the policy then in force.
+        """
+        try:
+            return self._try_catch_up(customer, judged_by)
+        except Exception:
+            log.exception(
+                "customer %s was saved, but its catch-up with a newer policy failed",
+                customer.customer_id,
+            )
+            return customer
+
+    def _try_catch_up(self, customer: Customer, judged_by: int) -> Customer:
         for _ in range(CATCH_UP_ATTEMPTS):
             adopted = self.current_policy()
             if adopted.version == judged_by:
