@@ -85,6 +85,7 @@ def test_plan_answers_201_with_location_etag_and_danish_labels(
 
 BAD_INPUT = [
     ("malformed JSON", b'{"customer_id": ', "malformed_json", None),
+    ("not UTF-8", b'{"customer_id": "K\xf8be"}', "malformed_json", None),
     ("unknown enum", {"type": "lunch"}, "validation_error", "body.type"),
     ("missing field", {"subject": None}, "validation_error", "body.subject"),
     ("subject over 200", {"subject": "x" * 201}, "validation_error", "body.subject"),
@@ -99,7 +100,7 @@ BAD_INPUT = [
 @pytest.mark.parametrize(
     ("case", "change", "code", "field"), BAD_INPUT, ids=[c[0] for c in BAD_INPUT]
 )
-def test_bad_input_gets_422_naming_the_field_and_stores_nothing(
+def test_bad_input_gets_a_problem_naming_the_field_and_stores_nothing(
     client: TestClient,
     app: ActivityApplication,
     clock: ManualClock,
@@ -117,7 +118,8 @@ def test_bad_input_gets_422_naming_the_field_and_stores_nothing(
         body = plan_body(clock, **change)
         body = {k: v for k, v in body.items() if v is not None}
         response = client.post("/activities", json=body, headers=ANNA_H)
-    assert response.status_code == 422
+    # 400 when the body cannot be read at all, 422 when what it says is wrong.
+    assert response.status_code == (400 if code == "malformed_json" else 422)
     error = response.json()
     assert error["code"] == code
     if field:
@@ -264,7 +266,15 @@ def test_if_match_a_stale_etag_is_412_and_the_current_one_works(
     response = client.post(url, json=move, headers=ANNA_H | {"If-Match": '"1"'})
     assert (response.status_code, response.json()["code"]) == (412, "stale_version")
     response = client.post(url, json=move, headers=ANNA_H | {"If-Match": "banana"})
-    assert (response.status_code, response.json()["code"]) == (422, "invalid_if_match")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "header.If-Match"
+    # A weak tag never matches (RFC 9110 compares If-Match strongly), not even the current one.
+    response = client.post(url, json=move, headers=ANNA_H | {"If-Match": 'W/"2"'})
+    assert (response.status_code, response.json()["code"]) == (412, "stale_version")
+    for key in ("", " padded ", "tab\tkey", "k" * 201):
+        response = client.post(url, json=move, headers=ANNA_H | {"Idempotency-Key": key})
+        assert response.status_code == 422, key
+        assert response.json()["errors"][0]["field"] == "header.Idempotency-Key"
 
 
 @pytest.mark.usefixtures("customers")

@@ -155,7 +155,7 @@ def test_a_body_that_is_not_utf8_is_malformed(client: TestClient) -> None:
         headers={"Content-Type": "application/json"},
     )
 
-    body = problem(response, 422, "malformed_json")
+    body = problem(response, 400, "malformed_json")
     assert body["position"] == 13
 
 
@@ -179,7 +179,7 @@ def test_malformed_json(client: TestClient) -> None:
         headers={"Content-Type": "application/json"},
     )
 
-    body = problem(response, 422, "malformed_json")
+    body = problem(response, 400, "malformed_json")
     assert body["detail"].startswith("The request body is not valid JSON")
     assert body["position"] == 17
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Final
 
 from crm_contracts.patterns import ID_PATTERN, MAILBOX_PATTERN
 from crm_contracts.primitives import ID_MAX, MAILBOX_MAX
 from fastapi import Path, Query
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, WithJsonSchema
 
 __all__ = [
     "EARLIEST",
@@ -27,6 +28,7 @@ __all__ = [
     "Instant",
     "InstantQuery",
     "MailboxPath",
+    "MoneyIn",
     "OwnerQuery",
     "check_day",
     "check_instant",
@@ -89,6 +91,30 @@ Day = Annotated[
     AfterValidator(_check_day),
     Field(description="A calendar day (YYYY-MM-DD), from 2000-01-01 to ten years ahead."),
 ]
+
+MONEY_PATTERN: Final = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"
+
+
+def _money_text(value: object) -> object:
+    # A JSON number is a float to most clients: the amount may be inexact before we see it.
+    if isinstance(value, str) and re.match(MONEY_PATTERN, value):
+        return value
+    raise ValueError('must be an amount in DKK written as a string, e.g. "390000.00"')
+
+
+MoneyIn = Annotated[
+    Decimal,
+    BeforeValidator(_money_text),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": MONEY_PATTERN,
+            "description": 'An exact amount in DKK, at most two decimals, e.g. "390000.00".',
+        },
+        mode="validation",
+    ),
+]
+"""An amount in DKK as an API takes it: a decimal string, never a float."""
 
 CustomerIdPath = Annotated[str, Path(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)]
 """A customer id in a URL path: the contracts' id, so anything else is a 422, never a 500."""

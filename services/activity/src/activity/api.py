@@ -20,12 +20,18 @@ from crm_platform.http import (
     install_error_handlers,
     location,
 )
-from crm_platform.http.conditional import etag, expected_version, idempotency_key
+from crm_platform.http.conditional import (
+    IdemKey,
+    IfMatch,
+    etag,
+    expected_version,
+    idempotency_key,
+)
 from crm_platform.http.refusals import install_refusal_handlers
 from crm_platform.idempotency import IdempotencyKey
 from crm_platform.ops import ops_router
 from crm_platform.values import CustomerIdPath, InstantQuery
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
@@ -88,12 +94,6 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
     router = APIRouter(tags=["activities"], route_class=StrictRoute)
     app = api.app
     Caller = Annotated[Principal, Depends(api.auth.principal)]
-    IfMatch = Annotated[
-        str | None, Header(alias="If-Match", description='ETag from a GET, e.g. "3"')
-    ]
-    IdemKey = Annotated[
-        str | None, Header(alias="Idempotency-Key", description="Retry-safe key for this request")
-    ]
     changes = error_responses(404, 409, 412, 422)
 
     def keyed(

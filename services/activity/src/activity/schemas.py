@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -21,7 +20,7 @@ from crm_contracts.primitives import (
 )
 from crm_contracts.primitives import Id as CustomerId
 from crm_contracts.primitives import Reason as RequiredReason
-from crm_platform.values import Instant
+from crm_platform.values import Instant, MoneyIn
 from pydantic import BaseModel, ConfigDict, Field
 
 from activity.application import AttachmentRequest, PlanRequest
@@ -109,7 +108,7 @@ class DiscoveryProfileIn(Body):
     challenges: Note | None = None
     goals_and_plans: Note | None = None
     advertising_needs: Note | None = None
-    potential_dkk: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+    potential_dkk: MoneyIn | None = None
     competitors: Note | None = None
     strategy: Note | None = None
     unique_traits: Note | None = None

@@ -21,7 +21,13 @@ from crm_platform.http import (
     install_error_handlers,
     location,
 )
-from crm_platform.http.conditional import etag, expected_version, idempotency_key
+from crm_platform.http.conditional import (
+    IdemKey,
+    IfMatch,
+    etag,
+    expected_version,
+    idempotency_key,
+)
 from crm_platform.http.refusals import install_refusal_handlers
 from crm_platform.idempotency import IdempotencyKey
 from crm_platform.ops import ops_router
@@ -35,7 +41,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from segmentation.application import SegmentationApplication
 from segmentation.imports import CustomerImport, ImportResult
-from segmentation.policy_api import IdemKey, IfMatch, policy_routes
+from segmentation.policy_api import policy_routes
 from segmentation.rules import PotentialSource, StaleVersion
 from segmentation.schemas import (
     AgreementIn,

@@ -144,7 +144,7 @@ def parse_policy(data: Mapping[str, Any], *, version: int) -> Policy:
     problems: list[dict[str, str]] = []
 
     def problem(field: str, message: str) -> None:
-        problems.append({"field": field, "message": message})
+        problems.append({"field": field, "message": message, "type": "invalid_policy"})
 
     if not isinstance(data, Mapping):
         raise DomainError("policy", "a policy is a JSON object")

@@ -10,18 +10,20 @@ from uuid import UUID
 
 from crm_platform.auth import Authenticator, Principal
 from crm_platform.http import StrictRoute, error_responses, location
-from crm_platform.http.conditional import etag, expected_version, idempotency_key
+from crm_platform.http.conditional import (
+    IdemKey,
+    IfMatch,
+    etag,
+    expected_version,
+    idempotency_key,
+)
 from crm_platform.idempotency import IdempotencyKey
-from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from prometheus_client import Counter
 
 from segmentation.application import SegmentationApplication
 from segmentation.schemas import PolicyAccepted, RecomputationOut
 
-IfMatch = Annotated[str | None, Header(alias="If-Match", description='ETag from a GET, e.g. "3"')]
-IdemKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", description="Retry-safe key for this request")
-]
 # What GET adds about the adoption is not part of a policy: a GET body can be PUT back.
 _ADOPTION_FIELDS = frozenset({"adopted_at", "adopted_by", "effective_on", "recomputation_id"})
 

@@ -14,18 +14,17 @@ from typing import Annotated, Any
 from crm_contracts.enums import Segment
 from crm_contracts.primitives import Id as CustomerId
 from crm_contracts.primitives import Name, UserId, text
-from crm_platform.values import Day
+from crm_platform.values import Day, MoneyIn
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 from segmentation.domain import Customer
 from segmentation.recompute import Recomputation
 from segmentation.registry import RowValues
-from segmentation.rules import MONEY_MAX, NOTE_MAX, PotentialSource
+from segmentation.rules import NOTE_MAX, PotentialSource
 
 Cvr = Annotated[str, StringConstraints(pattern=r"^\d{8}$")]
 Note = Annotated[str, text(NOTE_MAX)]
 # In: a string or a number, exact, never negative. Out: always a two-decimal string.
-MoneyIn = Annotated[Decimal, Field(ge=0, le=MONEY_MAX, max_digits=14, decimal_places=2)]
 MoneyOut = Annotated[Decimal, PlainSerializer(lambda d: f"{d:.2f}", return_type=str)]
 
 

@@ -38,7 +38,7 @@ PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
 PROBLEM_TYPE_BASE: Final = "tag:crm-activity-backbone,2026:problem:"
 # What any route of a CRM API can answer besides its own refusals: who you are, what you may,
 # the body's size, type and validity, and a dependency that is down for a moment.
-API_ERROR_STATUSES: Final = (401, 403, 413, 415, 422, 503)
+API_ERROR_STATUSES: Final = (400, 401, 403, 413, 415, 422, 503)
 _RESERVED: Final = frozenset({"type", "title", "status", "detail", "instance", "code"})
 _RULE_CODE_PREFIX: Final = "R"
 

@@ -99,8 +99,9 @@ def _malformed_json(request: Request, error: Any) -> Response:
     if position is not None:
         message += f" (at character {position})"
         details = {"position": position}
+    # 400, not 422: the content cannot even be read (RFC 9110 §15.5.1 vs §15.5.21).
     return error_response(
-        HTTPStatus.UNPROCESSABLE_ENTITY,
+        HTTPStatus.BAD_REQUEST,
         "malformed_json",
         message + ".",
         details=details,

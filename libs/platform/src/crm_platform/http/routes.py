@@ -4,7 +4,7 @@ FastAPI ignores query parameters it does not know and reads a JSON body sent wit
 Content-Type (or as bytes a validator then fails on), so a typo in `?onwer=` silently lists
 everything and a form post gets a confusing 422. `StrictRoute` refuses both clearly: an
 unknown query parameter is 422 naming it, a body that is not `application/json` (or `+json`)
-is 415, and a body that is not UTF-8 is 422 `malformed_json` like any other unreadable JSON.
+is 415, and a body that is not UTF-8 is 400 `malformed_json` like any other unreadable JSON.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ async def _require_json(request: Request) -> None:
         body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ApiError(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
+            HTTPStatus.BAD_REQUEST,
             "malformed_json",
             f"The request body is not valid JSON: it is not UTF-8 (at byte {error.start}).",
             details={"position": error.start},
