@@ -20,10 +20,10 @@ a dot. Such an id is one URL path segment as it is: no `/`, no `..`, nothing to 
 
 # Spelled out rather than `\s`, which means one set in JSON Schema (ECMA 262) and another in
 # Python and Rust: controls, spaces and separators, and the byte-order mark.
-_NOT_IN_MAILBOX: Final = r"@\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\uFEFF"
-MAILBOX_PATTERN: Final = (
-    rf"^[^{_NOT_IN_MAILBOX}]+@[^{_NOT_IN_MAILBOX}]+\.[^{_NOT_IN_MAILBOX}]+$"
+_NOT_IN_MAILBOX: Final = (
+    r"@\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\uFEFF"
 )
+MAILBOX_PATTERN: Final = rf"^[^{_NOT_IN_MAILBOX}]+@[^{_NOT_IN_MAILBOX}]+\.[^{_NOT_IN_MAILBOX}]+$"
 """An e-mail address as Entra ID and Outlook name a user: `name@domain.tld`."""
 
 _TEXT: Final = re.compile(TEXT_PATTERN)
