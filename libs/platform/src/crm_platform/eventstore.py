@@ -1,19 +1,120 @@
 """Where a service keeps its events: one SQLite file (embedded) or one PostgreSQL schema.
 
 Builds the environment eventsourcing reads (`PERSISTENCE_MODULE`, …) from our settings, so
-the services never spell out eventsourcing's keys themselves.
+the services never spell out eventsourcing's keys themselves, and gives eventsourcing's
+PostgreSQL datastores a connection pool that rides out a database restart (`ResilientPool`).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import eventsourcing.postgres
 import psycopg
 from psycopg import sql
+from psycopg_pool import PoolTimeout
+from psycopg_pool.base import AttemptWithBackoff
+
+# How long a command may wait for a pooled connection while every one is busy. While the
+# database is down nobody waits at all (`ResilientPool`).
+POOL_WAIT_S = 5
+# A reconnecting pool tries again at least this often, so the service is back within about
+# this long once the database is (psycopg_pool's own backoff doubles without a cap).
+RECONNECT_EVERY_S = 0.5
+# While no connection is ready, a waiting caller looks this often whether the database has
+# been found unreachable meanwhile.
+WAIT_SLICE_S = 0.25
+# The advisory lock of `creating` is taken on a connection of its own; do not hang on it.
+DDL_CONNECT_TIMEOUT_S = 10
+
+
+class _CappedBackoff(AttemptWithBackoff):
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, RECONNECT_EVERY_S)
+
+
+class ResilientPool(eventsourcing.postgres.ConnectionPool[Any]):
+    """eventsourcing's pool, made to fail fast while PostgreSQL is down and to come back soon.
+
+    - A connection is checked before it is handed out; a broken one (the server restarted)
+      is dropped and the next tried at once. (eventsourcing's POSTGRES_PRE_PING uses
+      psycopg_pool's check, which sleeps a second or more between broken connections.)
+    - Once a connection attempt has failed and no idle connection is left, callers are
+      refused at once with PoolTimeout instead of waiting the pool timeout: eventsourcing
+      retries each operation ten times, so waiting would turn seconds into minutes, and an
+      API should answer 503 promptly.
+    - Reconnecting never gives up and tries at least every RECONNECT_EVERY_S; the first
+      connection that succeeds lifts the refusal.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Giving up would leave a pool that refuses forever after a long outage.
+        kwargs["reconnect_timeout"] = float("inf")
+        self._unreachable: str | None = None
+        self._unreachable_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    @property
+    def unreachable(self) -> str | None:
+        """Why the last connection attempt failed, while no attempt has succeeded since."""
+        return self._unreachable
+
+    def getconn(self, timeout: float | None = None) -> Any:
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        while True:
+            self._refuse_while_unreachable()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PoolTimeout(f"no PostgreSQL connection free within {wait:.1f} s")
+            try:
+                conn = super().getconn(min(remaining, WAIT_SLICE_S))
+            except PoolTimeout:
+                continue
+            try:
+                self.check_connection(conn)
+            except Exception:
+                # Closed by a server that went away: the pool discards it and reconnects.
+                self.putconn(conn)
+                continue
+            return conn
+
+    def _refuse_while_unreachable(self) -> None:
+        reason = self._unreachable
+        if reason is not None and not self._pool:
+            raise PoolTimeout(f"PostgreSQL is unreachable: {reason}")
+
+    def _connect(self, timeout: float | None = None) -> Any:
+        try:
+            conn = super()._connect(timeout)
+        except Exception as error:
+            with self._unreachable_lock:
+                self._unreachable = str(error).strip() or type(error).__name__
+            raise
+        with self._unreachable_lock:
+            self._unreachable = None
+        return conn
+
+    def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
+        super()._add_connection(attempt or _CappedBackoff(timeout=self.reconnect_timeout), growing)
+
+
+def use_resilient_pool() -> None:
+    """Make eventsourcing's PostgreSQL datastores build `ResilientPool`s from now on.
+
+    eventsourcing offers no setting for the pool class; its datastore looks the name up in
+    its module when it is constructed, so this must run before any application is built
+    (`StoreLocation.env` does it).
+    """
+    eventsourcing.postgres.ConnectionPool = ResilientPool  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +141,7 @@ class StoreLocation:
                 "SQLITE_DBNAME": self.sqlite_path,
                 "SQLITE_LOCK_TIMEOUT": "10",
             }
+        use_resilient_pool()
         parts = urlsplit(self.postgres_dsn)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -51,8 +153,8 @@ class StoreLocation:
             "POSTGRES_SCHEMA": self.schema,
             "POSTGRES_POOL_SIZE": str(self.pool_size),
             "POSTGRES_MAX_OVERFLOW": str(self.max_overflow),
-            # A saturated pool should fail fast enough for a 503, not hang a request.
-            "POSTGRES_CONNECT_TIMEOUT": "10",
+            # eventsourcing's name for the pool's wait for a free connection.
+            "POSTGRES_CONNECT_TIMEOUT": str(POOL_WAIT_S),
             "POSTGRES_LOCK_TIMEOUT": "5",
         }
 
@@ -73,7 +175,9 @@ class StoreLocation:
         if self.postgres_dsn is None:
             yield
             return
-        with psycopg.connect(self.postgres_dsn, autocommit=True) as conn:
+        with psycopg.connect(
+            self.postgres_dsn, autocommit=True, connect_timeout=DDL_CONNECT_TIMEOUT_S
+        ) as conn:
             key = f"crm-ddl:{self.schema}"
             conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
             try:
