@@ -4,14 +4,26 @@ A process runs the roles it is given: the `api` role serves the service's HTTP A
 process (a relay, the consumers) still serves `/healthz`, `/readyz` and `/metrics` on its port,
 so probes and Prometheus treat every process alike. Auth settings are checked before anything
 connects: a refused configuration touches nothing.
+
+SIGTERM (or Ctrl-C) drains and stops a process within SHUTDOWN_BUDGET_S, as Kubernetes and
+`make down` expect: the workers are told at once, in-flight requests get GRACEFUL_HTTP_S,
+the workers what is left of DRAIN_S (a consumer commits what it handled and leaves its group,
+so its partitions move at once), and a process still alive at the budget's end exits anyway.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import Final, Protocol
 
 import uvicorn
 from fastapi import FastAPI
@@ -26,6 +38,11 @@ from crm_platform.workers import Supervisor, Worker
 log = logging.getLogger(__name__)
 
 API_ROLE = "api"
+
+SHUTDOWN_BUDGET_S: Final = 9.0
+GRACEFUL_HTTP_S: Final = 3
+DRAIN_S: Final = 7.0
+EXIT_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 
 
 class Servable(Protocol):
@@ -101,9 +118,90 @@ def serve(
             metrics = registry(service) if registry is not None else CollectorRegistry()
             web.include_router(ops_router(metrics, service.checks()))
         web.add_middleware(CorrelationId)
-        supervisor.start()
-        uvicorn.run(web, host=host, port=port, log_config=None)
-    finally:
-        supervisor.stop()
+    except BaseException:
         service.close()
+        raise
+    run_until_stopped(web, host, port, supervisor, service.close)
     return 0
+
+
+def run_until_stopped(
+    web: FastAPI,
+    host: str,
+    port: int,
+    supervisor: Supervisor,
+    close: Callable[[], None],
+) -> None:
+    """Serve `web` and run the workers until SIGTERM/SIGINT; then drain and `close` within
+    SHUTDOWN_BUDGET_S of the signal."""
+    shutdown = _Shutdown(supervisor.stop_event)
+    config = uvicorn.Config(
+        web, host=host, port=port, log_config=None, timeout_graceful_shutdown=GRACEFUL_HTTP_S
+    )
+    server = _Server(config, shutdown)
+    supervisor.start()
+    try:
+        server.run()
+    finally:
+        supervisor.stop(timeout=shutdown.remaining(DRAIN_S))
+        close()
+
+
+class _Shutdown:
+    """What happens the moment an exit signal arrives: the workers are told to stop, and a
+    watchdog ends the process should draining outlast the budget (a close that hangs on a
+    server that is down must not keep a pod terminating, or `make down` waiting)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._since: float | None = None
+
+    def begin(self) -> None:
+        if self._since is not None:
+            return
+        self._since = time.monotonic()
+        self._stop.set()
+        threading.Thread(target=self._watchdog, name="shutdown-watchdog", daemon=True).start()
+
+    def remaining(self, budget: float) -> float:
+        """What is left of `budget` seconds counted from the signal (all of it if none came)."""
+        if self._since is None:
+            return budget
+        return max(0.5, budget - (time.monotonic() - self._since))
+
+    def _watchdog(self) -> None:
+        time.sleep(SHUTDOWN_BUDGET_S)
+        log.error("not stopped %.0fs after the signal; exiting anyway", SHUTDOWN_BUDGET_S)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stderr.flush()
+        os._exit(1)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, starting the shutdown as soon as a signal arrives.
+
+    uvicorn raises the signal again once its own graceful shutdown is done; for SIGTERM that
+    kills the process on the spot, before the workers have drained. Here the caller drains,
+    closes and exits instead; a second signal meanwhile still ends the process at once.
+    """
+
+    def __init__(self, config: uvicorn.Config, shutdown: _Shutdown) -> None:
+        super().__init__(config)
+        self._shutdown = shutdown
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._shutdown.begin()
+        super().handle_exit(sig, frame)
+
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in EXIT_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)

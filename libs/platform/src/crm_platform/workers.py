@@ -2,13 +2,17 @@
 
 A worker that raises is logged and started again after a capped backoff, so one bad moment
 (a database restart, a lost LISTEN connection) does not silently stop a relay. `stop()` sets
-the shared event every worker watches and waits for them to finish.
+the shared event every worker watches and waits for them to finish, all against one deadline:
+a worker that cannot finish in time (a handler inside a slow call) is left behind, a daemon
+thread that does not keep the process from exiting, and what it had not committed is
+redelivered to whoever takes its work over.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,7 +59,13 @@ class Supervisor:
     def alive(self) -> bool:
         return all(t.is_alive() for t in self._threads)
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 7.0) -> bool:
+        """Tell every worker to stop and wait up to `timeout` s in all; True if all did."""
         self.stop_event.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [thread.name for thread in self._threads if thread.is_alive()]
+        if stuck:
+            log.warning("worker(s) %s did not stop within %.1fs", ", ".join(stuck), timeout)
+        return not stuck
