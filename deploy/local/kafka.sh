@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # A real single-node Apache Kafka 4.x broker (KRaft, broker+controller) for development and CI,
-# without Docker. State lives under <repo>/.cache/kafka/.
+# without Docker. State lives under <repo>/.cache/kafka/ (or $CRM_LOCAL_STATE_DIR/kafka/: a second
+# broker of one's own, e.g. for fault tests that restart it; the jars stay in <repo>/.cache/kafka).
 #
 #   deploy/local/kafka.sh up         resolve jars once, format a fresh data dir if there is none,
 #                                    start if not running, wait until ready; the bootstrap
 #                                    address 127.0.0.1:<port> is the LAST line of stdout
 #   deploy/local/kafka.sh restart    stop (SIGTERM, SIGKILL after 15 s) and start again on the
 #                                    SAME data dir and ports; prints the bootstrap address
-#   deploy/local/kafka.sh down       stop the broker and delete its data (jars stay cached)
+#   deploy/local/kafka.sh down       stop the broker and delete its data (jars stay cached); the
+#                                    ports are kept, so the next `up` listens where clients look
 #   deploy/local/kafka.sh status     exit 0 and print "running ..." or exit 1
 #   deploy/local/kafka.sh bootstrap  print the bootstrap address; exit 1 if not running
 #
@@ -21,8 +23,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || (cd "$here/../.." && pwd))"
-state="$repo/.cache/kafka"
-libs="$state/libs"
+state="${CRM_LOCAL_STATE_DIR:-$repo/.cache}/kafka"
+libs="$repo/.cache/kafka/libs"
 marker="$libs/.complete"
 data="$state/data"
 logs="$state/logs"
@@ -96,7 +98,8 @@ ensure_libs() {
     fi
     ensure_mvn
     log "resolving Kafka jars with Maven into $libs (first run only)"
-    local work="$state/mvn" tmp="$state/libs.tmp"
+    # Beside the cache it fills (shared by every state directory), so the final mv is a rename.
+    local work="$libs.mvn" tmp="$libs.tmp"
     rm -rf "$work" "$tmp"
     mkdir -p "$work" "$tmp"
     cp "$pom" "$work/pom.xml" # anything Maven writes (target/) stays under .cache
@@ -121,15 +124,28 @@ b.bind(("127.0.0.1", 0))
 print(a.getsockname()[1], b.getsockname()[1])'
 }
 
+# Probes the way the JVM binds a listener (SO_REUSEADDR): connections of a stopped broker that
+# linger in TIME_WAIT do not make its port taken; only a listener does.
 port_is_free() {
     python3 - "$1" <<'PY'
 import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
     sys.exit(1)
 PY
+}
+
+# Both recorded ports, once free: a broker of ours that is still going away gets a few seconds.
+wait_for_ports() {
+    local i
+    for ((i = 0; i < 50; i++)); do
+        port_is_free "$1" && port_is_free "$2" && return 0
+        sleep 0.2
+    done
+    return 1
 }
 
 read_ports() { # sets port, cport
@@ -323,18 +339,19 @@ cmd_up() {
     ensure_java
     ensure_libs
     rotate_log
-    if [[ -f "$data/meta.properties" ]] && read_ports; then
-        if ! port_is_free "$port" || ! port_is_free "$cport"; then
-            log "ports $port/$cport are taken by something else: starting fresh"
-            rm -rf "$data"
-        fi
+    # The recorded ports are kept across down/up (clients hold the bootstrap address); they
+    # move only when something else listens there, and the data (formatted for them) goes too.
+    if read_ports && ! wait_for_ports "$port" "$cport"; then
+        log "ports $port/$cport are taken by something else: moving, with fresh data"
+        rm -rf "$data" "$portsfile"
+    fi
+    if ! read_ports; then
+        rm -rf "$data"
+        pick_ports >"$portsfile"
+        read_ports
     fi
     if [[ ! -f "$data/meta.properties" ]]; then
         rm -rf "$data"
-        local ports
-        ports="$(pick_ports)"
-        echo "$ports" >"$portsfile"
-        read_ports
         write_config
         format_storage
     fi
@@ -369,8 +386,8 @@ cmd_down() {
     fi
     lock
     stop_broker
-    rm -rf "$data" "$portsfile"
-    log "data removed (jars stay cached in $libs)"
+    rm -rf "$data"
+    log "data removed (jars stay cached in $libs; ports kept in $portsfile)"
 }
 
 cmd_status() {

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# A private PostgreSQL 15 cluster for development and CI, under <repo>/.cache/postgres/.
+# A private PostgreSQL 15 cluster for development and CI, under <repo>/.cache/postgres/
+# (or $CRM_LOCAL_STATE_DIR/postgres/: a second cluster of one's own, e.g. for fault tests that
+# stop and start it without disturbing anyone using the first).
 #
 #   deploy/local/postgres.sh up      init if needed, start if not running, wait until it accepts
 #                                    connections; the DSN is the LAST line of stdout
@@ -11,12 +13,13 @@
 # With CRM_POSTGRES_DSN set, nothing is managed: up/status check that it answers, dsn prints
 # it, down does nothing. Progress goes to stderr; only results go to stdout.
 # PostgreSQL refuses to run as root: as root the server runs as the system user `crmpg`
-# (created if missing). The port is chosen once and kept in .cache/postgres/port.
+# (created if missing). The port is chosen once and kept in .cache/postgres/port: a restart
+# (down, up) comes back on the same port, so clients holding the DSN reconnect by themselves.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(git -C "$here" rev-parse --show-toplevel 2>/dev/null || (cd "$here/../.." && pwd))"
-state="$repo/.cache/postgres"
+state="${CRM_LOCAL_STATE_DIR:-$repo/.cache}/postgres"
 data="$state/data"
 sockdir="$state/run"
 logfile="$state/server.log"
@@ -112,15 +115,28 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
 
+# Probes the way the server binds (SO_REUSEADDR): connections of a stopped server that linger
+# in TIME_WAIT do not make its port taken; only a listener does.
 port_is_free() {
     python3 - "$1" <<'PY'
 import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
     sys.exit(1)
 PY
+}
+
+# The recorded port, once free: a server of ours that is still going away gets a few seconds.
+wait_for_port() {
+    local i
+    for ((i = 0; i < 50; i++)); do
+        port_is_free "$1" && return 0
+        sleep 0.2
+    done
+    return 1
 }
 
 # Serialise up/down of this cluster (e.g. parallel test workers); servers never inherit fd 9.
@@ -212,7 +228,7 @@ cmd_up() {
     local port
     port="$(cat "$portfile")"
     if ! is_running; then
-        if ! port_is_free "$port"; then
+        if ! wait_for_port "$port"; then
             local old="$port"
             port="$(free_port)"
             echo "$port" >"$portfile"
