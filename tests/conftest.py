@@ -33,7 +33,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_SCRIPTS = REPO / "deploy" / "local"
-INFRA_TIERS = ("integration", "e2e")
+INFRA_TIERS = ("integration", "e2e", "faults")
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "postgres_dsn", "pg_schema", "pg_schema_factory"})
 KAFKA_FIXTURES = frozenset({"kafka_server", "kafka_bootstrap", "topic_factory"})
