@@ -24,7 +24,20 @@ POSITIVE_ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5x
 # rule behind them cannot be written in the document (another field, another resource, the
 # clock): a positive_data_acceptance failure whose response carries one is not counted. Every
 # entry hides findings of its kind on every operation: name why. Empty: nothing is hidden.
-ACCEPTED_REFUSALS: dict[str, str] = {}
+ACCEPTED_REFUSALS: dict[str, str] = {
+    **{
+        f"R{n}": "a rule of the sales guide, judged against the activity, its customer and the clock"
+        for n in range(1, 11)
+    },
+    "time_out_of_range": "a time must lie between 2000-01-01 and ten years ahead of now",
+    "unknown_customer": "the customer must exist in the directory (another resource)",
+    "invalid_range": "`to` must come after `from` (two parameters together)",
+    "ends_at": "an activity must end after it starts (two fields together)",
+    "ends_on": "an agreement's last day is not before its first (two fields, and today)",
+    "idempotency_key_reused": "a key already used for another request (the key's history)",
+    "invalid_cursor": "a cursor is an opaque token only a previous page hands out",
+    "file": "the CSV's header row must name the import's columns (docs in the description)",
+}
 
 CONFIG: dict[str, Any] = {
     "seed": SEED,

@@ -171,3 +171,14 @@ def test_a_failure_after_the_commit_never_turns_a_saved_change_into_an_error(
 
     assert response.status_code == 201, response.text
     assert client.get("/customers/k1", headers=MIA_H).json()["name"] == "Bager"
+
+
+def test_import_is_the_imports_path_never_a_customers(client: TestClient) -> None:
+    refused = client.post(
+        "/customers", json={"customer_id": "import", "name": "Bager"}, headers=MIA_H
+    )
+    wrong_method = client.get("/customers/import", headers=MIA_H)
+
+    assert (refused.status_code, refused.json()["code"]) == (422, "customer_id")
+    assert (wrong_method.status_code, wrong_method.headers["Allow"]) == (405, "POST")
+    assert client.delete("/customers/import", headers=MIA_H).headers["Allow"] == "POST"

@@ -11,6 +11,8 @@ from typing import Final
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from crm_platform.http.routes import StrictRoute
+
 log = logging.getLogger(__name__)
 
 Check = Callable[[], object]
@@ -71,7 +73,7 @@ def ops_router(
 ) -> APIRouter:
     """`/healthz`: the process answers. `/readyz`: every dependency answers (503 if not, or
     if one does not answer within `ready_timeout`)."""
-    router = APIRouter(tags=["operations"])
+    router = APIRouter(tags=["operations"], route_class=StrictRoute)
     probes = [_Probe(name, check) for name, check in checks.items()]
 
     @router.get("/healthz")

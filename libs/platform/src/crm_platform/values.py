@@ -18,10 +18,12 @@ from crm_contracts.patterns import ID_PATTERN, MAILBOX_PATTERN
 from crm_contracts.primitives import ID_MAX, MAILBOX_MAX
 from fastapi import Path, Query
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "EARLIEST",
     "HORIZON",
+    "OUT_OF_RANGE",
     "CustomerIdPath",
     "CustomerIdQuery",
     "Day",
@@ -47,11 +49,20 @@ def latest(now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)) + HORIZON
 
 
+OUT_OF_RANGE: Final = "time_out_of_range"
+"""The error type (and, alone, the problem code) of a time outside the window: a rule that
+moves with the clock, which no OpenAPI document can state."""
+
+
 def check_instant(value: datetime, now: datetime | None = None) -> datetime:
     if value < EARLIEST:
-        raise ValueError("must be on or after 2000-01-01")
+        raise PydanticCustomError(OUT_OF_RANGE, "must be on or after 2000-01-01")
     if value > latest(now):
-        raise ValueError(f"must be at most ten years ahead (before {latest(now):%Y-%m-%d})")
+        raise PydanticCustomError(
+            OUT_OF_RANGE,
+            "must be at most ten years ahead (before {latest})",
+            {"latest": f"{latest(now):%Y-%m-%d}"},
+        )
     return value
 
 
@@ -66,7 +77,11 @@ def _iso_text(value: object) -> object:
 
 def check_day(value: date, now: datetime | None = None) -> date:
     if not EARLIEST.date() <= value <= latest(now).date():
-        raise ValueError(f"must be between 2000-01-01 and {latest(now):%Y-%m-%d}")
+        raise PydanticCustomError(
+            OUT_OF_RANGE,
+            "must be between 2000-01-01 and {latest}",
+            {"latest": f"{latest(now):%Y-%m-%d}"},
+        )
     return value
 
 

@@ -157,7 +157,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         return respond("register", outcome, request, response)
 
     @router.post(
-        "/activities/{activity_id}/move",
+        "/activities/{activity_id:uuid}/move",
         responses=changes,
         summary="Move to a future time, e.g. when the customer did not answer (R1)",
     )
@@ -183,7 +183,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         return respond("move", outcome, request, response)
 
     @router.post(
-        "/activities/{activity_id}/retype",
+        "/activities/{activity_id:uuid}/retype",
         responses=changes,
         summary="Change the type (and channel) when the form changes (R2)",
     )
@@ -208,7 +208,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         return respond("retype", outcome, request, response)
 
     @router.post(
-        "/activities/{activity_id}/reassign",
+        "/activities/{activity_id:uuid}/reassign",
         responses=changes,
         summary="Give the activity to another consultant (sales managers)",
     )
@@ -231,7 +231,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         return respond("reassign", outcome, request, response)
 
     @router.post(
-        "/activities/{activity_id}/complete",
+        "/activities/{activity_id:uuid}/complete",
         responses=changes,
         summary="Complete with note and next step (R6), next activity (R7/R8)",
     )
@@ -258,7 +258,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         return respond("complete", outcome, request, response)
 
     @router.post(
-        "/activities/{activity_id}/cancel",
+        "/activities/{activity_id:uuid}/cancel",
         responses=changes,
         summary="Cancel; refused for a prioritized customer's last one (R8)",
     )
@@ -281,7 +281,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         return respond("cancel", outcome, request, response)
 
     @router.post(
-        "/activities/{activity_id}/attachments",
+        "/activities/{activity_id:uuid}/attachments",
         status_code=201,
         responses=changes,
         summary="Attach a document, e.g. the written proposal (R9)",
@@ -305,7 +305,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         return respond("attach", outcome, request, response)
 
     @router.get(
-        "/activities/{activity_id}",
+        "/activities/{activity_id:uuid}",
         responses=error_responses(404),
         summary="An activity now, or as it was at `as_of`",
     )
@@ -320,7 +320,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         return ActivityOut.of(activity)
 
     @router.get(
-        "/activities/{activity_id}/history",
+        "/activities/{activity_id:uuid}/history",
         responses=error_responses(404),
         summary="Every event: what, when, who, why",
     )

@@ -107,7 +107,7 @@ def _routes(api: SyncApi) -> APIRouter:
     ]
 
     @router.get(
-        "/sync/activities/{activity_id}",
+        "/sync/activities/{activity_id:uuid}",
         responses=error_responses(404),
         summary="Where an activity's calendar entry stands",
     )

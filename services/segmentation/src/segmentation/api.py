@@ -37,6 +37,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from segmentation.application import SegmentationApplication
@@ -59,6 +60,21 @@ from segmentation.views import NewCustomer, Outcome
 
 _BASE_ATTRIBUTES = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor"}
 IMPORT_PATH = "/customers/import"
+
+
+class _CustomerIdSegment(Convertor[str]):
+    """Any path segment but `import`, which is the import's path, never a customer's."""
+
+    regex = r"(?!import(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("customer_id", _CustomerIdSegment())
 # Held in memory up to this size, then spooled to a temporary file.
 SPOOL_BYTES = 1_048_576
 
@@ -180,7 +196,9 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         outcome = app.register_assessed_customer(caller, item, keyed(caller, key, request, body))
         return respond("register", outcome, request, response)
 
-    @router.get("/customers/{customer_id}", responses=error_responses(404), summary="A customer")
+    @router.get(
+        "/customers/{customer_id:customer_id}", responses=error_responses(404), summary="A customer"
+    )
     def get(customer_id: CustomerIdPath, caller: Caller, response: Response) -> CustomerOut:
         view = app.customer(customer_id)
         response.headers["ETag"] = etag(view.version)
@@ -284,7 +302,7 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         return respond("end_agreement", outcome, request, response)
 
     @router.patch(
-        "/customers/{customer_id}",
+        "/customers/{customer_id:customer_id}",
         responses=changes,
         summary="Rename, or change the owner (sales managers)",
     )

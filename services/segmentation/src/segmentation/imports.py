@@ -34,6 +34,7 @@ from typing import Final
 from crm_platform.auth.principal import normalize_user_id
 from crm_platform.values import check_day
 from eventsourcing.persistence import IntegrityError
+from pydantic_core import PydanticCustomError
 
 from segmentation.application import SegmentationApplication
 from segmentation.domain import Customer
@@ -195,7 +196,7 @@ def _agreement(starts: str, ends: str, reasons: list[str]) -> Agreement | None:
             continue
         try:
             days.append(check_day(date.fromisoformat(text)))
-        except ValueError:
+        except (ValueError, PydanticCustomError):
             reasons.append(
                 f"{column} {text[:40]!r} is not a date (YYYY-MM-DD) from 2000 to ten years ahead"
             )

@@ -27,6 +27,7 @@ from crm_platform.errors import StaleVersion as StaleVersion
 COPENHAGEN: Final = ZoneInfo("Europe/Copenhagen")
 NAME_MAX: Final = 200
 ID_MAX: Final = 100
+RESERVED_IDS: Final = frozenset({"import"})
 NOTE_MAX: Final = 10_000
 # The contract's Money: at most 12 digits before the point, exactly two after.
 MONEY_MAX: Final = Decimal("999999999999.99")
@@ -94,13 +95,18 @@ def require_name(value: str | None) -> str:
 
 
 def require_id(value: str, field: str) -> str:
-    """An id as on the wire: 1-100 of the characters `crm_contracts.patterns.ID_PATTERN` allows."""
+    """An id as on the wire: 1-100 of the characters `crm_contracts.patterns.ID_PATTERN` allows,
+    and not a word the API's paths use (`/customers/import`)."""
     if not isinstance(value, str) or not is_id(value) or len(value) > ID_MAX:
         raise DomainError(
             field,
             f"{field} must be 1-{ID_MAX} ASCII letters, digits or . _ ~ : @ + - "
             "(not starting with a dot)",
             details={"field": field},
+        )
+    if value in RESERVED_IDS:
+        raise DomainError(
+            field, f"{field} {value!r} is reserved; choose another", details={"field": field}
         )
     return value
 
