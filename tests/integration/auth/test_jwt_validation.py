@@ -270,6 +270,7 @@ def test_openapi_declares_the_bearer_scheme(client: TestClient) -> None:
         "bearer": {
             "type": "http",
             "scheme": "bearer",
+            "bearerFormat": "JWT",
             "description": "An OAuth 2.0 access token (JWT) issued by Microsoft Entra ID.",
         }
     }

@@ -1,4 +1,4 @@
-"""Dev mode: the caller is named by X-Dev-User / X-Dev-Roles, declared in the OpenAPI."""
+"""Dev mode: the caller is named by X-Dev-User / X-Dev-Roles, apiKey schemes in the OpenAPI."""
 
 # No `from __future__ import annotations`: the routes below use `Depends(<local>)` hints.
 
@@ -94,13 +94,16 @@ def test_roles_are_enforced(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize("path", ["/me", "/team"])
-def test_the_dev_headers_are_in_the_openapi_document(path: str) -> None:
+def test_the_dev_headers_are_security_schemes_in_the_openapi_document(path: str) -> None:
     document = build_app().openapi()
 
-    parameters = {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
-    assert set(parameters) == {"X-Dev-User", "X-Dev-Roles"}
-    assert all(p["in"] == "header" for p in parameters.values())
-    assert "securitySchemes" not in document.get("components", {})
+    schemes = document["components"]["securitySchemes"]
+    assert {name: (s["type"], s["in"], s["name"]) for name, s in schemes.items()} == {
+        "devUser": ("apiKey", "header", "X-Dev-User"),
+        "devRoles": ("apiKey", "header", "X-Dev-Roles"),
+    }
+    assert document["paths"][path]["get"]["security"] == [{"devUser": []}, {"devRoles": []}]
+    assert "parameters" not in document["paths"][path]["get"]
 
 
 def test_dev_mode_is_announced_as_a_warning(caplog: pytest.LogCaptureFixture) -> None:

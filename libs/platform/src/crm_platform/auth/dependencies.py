@@ -1,9 +1,22 @@
 """FastAPI dependencies that authenticate the caller and check their roles.
 
 One `Authenticator` per app, built in the app factory from `AuthSettings`. Its `principal`
-dependency differs by mode, so the OpenAPI document shows how to call in that mode: the HTTP
-bearer security scheme in `jwt` mode, the `X-Dev-User`/`X-Dev-Roles` header parameters in
-`dev` mode (so Swagger's "Try it out" works in both).
+dependency differs by mode, and so do the security schemes the OpenAPI document declares for
+every operation that depends on it (`components.securitySchemes` and the operation's
+`security`; Swagger's "Authorize" then sends them on every "Try it out"):
+
+- `jwt`: `bearer`, an HTTP bearer scheme (`bearerFormat: JWT`);
+- `dev`: `devUser` and `devRoles`, `apiKey` schemes in the `X-Dev-User` and `X-Dev-Roles`
+  headers. FastAPI lists one security requirement per scheme, and OpenAPI reads a list of
+  requirements as alternatives: the document says `X-Dev-User` or `X-Dev-Roles`, while the
+  server needs `X-Dev-User` (with `X-Dev-Roles` beside it, or no roles). The schemes'
+  descriptions say so.
+
+Every scheme is built with `auto_error=False`, so FastAPI's own refusal ("Not authenticated")
+never answers: the dependency answers the shared 401 problem with its own challenge. Operations
+that do not depend on `principal` declare no security (`/healthz`, `/readyz`, `/metrics`); one
+that takes credentials or something else (the calendar feed: its secret token) can say so with
+`openapi_extra={"security": auth.security_requirements(optional=True)}`.
 
 No `from __future__ import annotations` here: FastAPI must evaluate the `Annotated[...,
 Depends(local)]` hints of the nested functions, which string annotations would hide.
@@ -14,8 +27,8 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from crm_platform.auth.jwks import JwksCache, JwksUnavailable
 from crm_platform.auth.principal import (
@@ -32,9 +45,24 @@ from crm_platform.http.errors import ApiError, Forbidden, Unauthenticated
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEV_CHALLENGE", "Authenticator", "PrincipalDependency"]
+__all__ = [
+    "BEARER_SCHEME",
+    "DEV_CHALLENGE",
+    "DEV_ROLES_SCHEME",
+    "DEV_USER_SCHEME",
+    "Authenticator",
+    "PrincipalDependency",
+    "SecurityRequirement",
+]
 
 PrincipalDependency = Callable[..., Principal]
+SecurityRequirement = dict[str, list[str]]
+"""One OpenAPI security requirement object: scheme name → scopes (none here)."""
+
+# The security schemes' names in `components.securitySchemes`.
+BEARER_SCHEME = "bearer"
+DEV_USER_SCHEME = "devUser"
+DEV_ROLES_SCHEME = "devRoles"
 
 # RFC 6750: no error code when no credentials were sent, `invalid_token` when they were bad.
 _CHALLENGE_NO_CREDENTIALS = "Bearer"
@@ -66,6 +94,21 @@ class Authenticator:
             validator = TokenValidator(settings, jwks or JwksCache.from_settings(settings))
             self.principal = _jwt_principal_dependency(settings, validator)
 
+    def security_requirements(self, *, optional: bool = False) -> list[SecurityRequirement]:
+        """The `security` of an operation that depends on `principal`, as FastAPI writes it.
+
+        `optional=True` puts the empty requirement `{}` first: for an operation that also
+        answers without credentials (the calendar feed read with its secret token), as
+        `openapi_extra={"security": auth.security_requirements(optional=True)}`. The schemes
+        it names are declared by any operation of the app that depends on `principal`.
+        """
+        required: list[SecurityRequirement]
+        if self.settings.mode is AuthMode.DEV:
+            required = [{DEV_USER_SCHEME: []}, {DEV_ROLES_SCHEME: []}]
+        else:
+            required = [{BEARER_SCHEME: []}]
+        return [{}, *required] if optional else required
+
     def require_roles(self, *roles: Role) -> PrincipalDependency:
         """A dependency that lets the caller through when they hold ANY of `roles`."""
         if not roles:
@@ -91,7 +134,8 @@ def _jwt_principal_dependency(
 ) -> PrincipalDependency:
     bearer = HTTPBearer(
         auto_error=False,
-        scheme_name="bearer",
+        scheme_name=BEARER_SCHEME,
+        bearerFormat="JWT",
         description="An OAuth 2.0 access token (JWT) issued by Microsoft Entra ID.",
     )
 
@@ -124,27 +168,35 @@ def _jwt_principal_dependency(
 
 
 def _dev_principal_dependency() -> PrincipalDependency:
+    # `auto_error=False`: a missing header is this dependency's 401 problem, not FastAPI's.
+    dev_user = APIKeyHeader(
+        name="X-Dev-User",
+        scheme_name=DEV_USER_SCHEME,
+        auto_error=False,
+        description=(
+            "Dev mode only (AUTH_MODE=dev): the caller's user id, their mailbox address, e.g. "
+            "consultant@example.com. Required: without it the answer is 401. Send X-Dev-Roles "
+            "(scheme devRoles) beside it."
+        ),
+    )
+    dev_roles = APIKeyHeader(
+        name="X-Dev-Roles",
+        scheme_name=DEV_ROLES_SCHEME,
+        auto_error=False,
+        description=(
+            "Dev mode only (AUTH_MODE=dev): the caller's roles, comma-separated "
+            f"({', '.join(role.value for role in Role)}); unknown ones are ignored, none "
+            "means no role. Counts only together with X-Dev-User (scheme devUser): alone it "
+            "authenticates no one."
+        ),
+    )
+
+    # The parameters' names are part of the interface: calendar-sync's feed calls this
+    # function itself with `x_dev_user=` and `x_dev_roles=`.
     def principal(
         request: Request,
-        x_dev_user: Annotated[
-            str | None,
-            Header(
-                alias="X-Dev-User",
-                description="Dev mode only: the caller's user id (mailbox address).",
-                examples=["consultant@example.com"],
-            ),
-        ] = None,
-        x_dev_roles: Annotated[
-            str | None,
-            Header(
-                alias="X-Dev-Roles",
-                description=(
-                    "Dev mode only: the caller's roles, comma-separated "
-                    f"({', '.join(role.value for role in Role)}); unknown ones are ignored."
-                ),
-                examples=["consultant"],
-            ),
-        ] = None,
+        x_dev_user: Annotated[str | None, Depends(dev_user)],
+        x_dev_roles: Annotated[str | None, Depends(dev_roles)],
     ) -> Principal:
         # Refused rather than ignored: a client that sends a real token to a dev-mode service
         # is misconfigured, and must not silently run as whoever X-Dev-User names.
