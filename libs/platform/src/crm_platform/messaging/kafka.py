@@ -116,9 +116,10 @@ class KafkaConsumer:
     """A consumer-group member that commits a partition's offsets only after handling its batch.
 
     Offsets are committed asynchronously, once per poll, so handling never waits for the
-    broker's answer; before the member gives partitions up (a rebalance, close) it commits
-    what it handled synchronously, so the next owner starts after it. A crash before a commit
-    redelivers the batch: handlers dedupe by their tracking records (at least once).
+    broker's answer; on close the member commits what it handled synchronously (bounded) and
+    leaves the group, so the next owner starts after it at once. A commit that did not land
+    (a crash, a rebalance meanwhile) redelivers: handlers dedupe by their tracking records
+    (at least once).
     """
 
     # None: derived from the session timeout (`GroupTimeouts.stalled_after_s`).
@@ -154,7 +155,9 @@ class KafkaConsumer:
         )
         self._settings.update(overrides)
         # Handled, and so to be committed, per partition: the offset of the next record.
+        # The rebalance listener runs on kafka-python's IO thread: hence the lock.
         self._handled: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._handled_lock = threading.Lock()
         self._consumer = self._join()
 
     @property
@@ -170,9 +173,9 @@ class KafkaConsumer:
         # hang in SyncGroup after a broker restart. Asking for the partitions first avoids it.
         for topic in self._topics:
             consumer.partitions_for_topic(topic)
-        consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+        consumer.subscribe(self._topics, listener=_ForgetRevoked(self))
         self._unsettled_since: float | None = time.monotonic()
-        self._handled.clear()
+        self.forget(None)
         return consumer
 
     def _watch_membership(self) -> None:
@@ -226,7 +229,8 @@ class KafkaConsumer:
                     tp, next_offset if next_offset is not None else records[0].offset
                 )
         if handled:
-            self._handled.update(handled)
+            with self._handled_lock:
+                self._handled.update(handled)
             self._consumer.commit_async(handled, callback=self._committed)
         return done
 
@@ -237,11 +241,22 @@ class KafkaConsumer:
             # redelivered (and deduplicated by the handlers' tracking).
             log.warning("asynchronous commit of %s failed: %s", dict(offsets), response)
 
-    def commit_handled(self, partitions: Iterable[TopicPartition] | None = None) -> None:
-        """Commit synchronously what was handled on `partitions` (default: all), bounded in
-        time; a failure is logged, not raised (the next owner redelivers)."""
-        wanted = set(self._handled) if partitions is None else set(partitions)
-        offsets = {tp: self._handled.pop(tp) for tp in wanted if tp in self._handled}
+    def forget(self, partitions: Iterable[TopicPartition] | None) -> None:
+        """Drop what was handled on `partitions` (None: all) from what `close` commits: once
+        a partition moved on, its new owner's commits must not be overwritten by older ones."""
+        with self._handled_lock:
+            if partitions is None:
+                self._handled.clear()
+            for tp in partitions or ():
+                self._handled.pop(tp, None)
+
+    def commit_handled(self) -> None:
+        """Commit synchronously what was handled on the partitions this member still owns,
+        bounded in time; a failure is logged, not raised (the next owner redelivers)."""
+        owned = self._consumer.assignment()
+        with self._handled_lock:
+            offsets = {tp: o for tp, o in self._handled.items() if tp in owned}
+            self._handled.clear()
         if not offsets:
             return
         try:
@@ -261,14 +276,18 @@ class KafkaConsumer:
         self._consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
 
 
-class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Before partitions go to another member, commit what was handled on them."""
+class _ForgetRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions that go to another member leave what `close` commits.
+
+    (It runs on kafka-python's IO thread, where no blocking call such as a synchronous
+    commit is allowed; the asynchronous commits of every poll have covered them.)
+    """
 
     def __init__(self, consumer: KafkaConsumer) -> None:
         self._consumer = consumer
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        self._consumer.commit_handled(revoked)
+        self._consumer.forget(revoked)
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         pass
