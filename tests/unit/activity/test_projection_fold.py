@@ -18,7 +18,11 @@ from activity.read_queries import (
     encode_cursor,
 )
 from crm_contracts.enums import ActivityType, Channel, MoveReason
+from crm_contracts.patterns import is_text
 from crm_platform.sqlview import iso
+from crm_platform.values import latest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 ANNA, BO, MIA = "anna@example.dk", "bo@example.dk", "mia@example.dk"
@@ -242,3 +246,34 @@ def test_cursors_round_trip_and_refuse_anything_else() -> None:
     for bad in ("", "!!", encode_cursor((1,)), encode_cursor(("x", 2))):
         with pytest.raises(InvalidCursor):
             decode_cursor(bad, (str, str))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    subject=st.text(min_size=1, max_size=200).filter(is_text),
+    starts_at=st.datetimes(
+        min_value=NOW.replace(tzinfo=None) + timedelta(minutes=1),
+        max_value=latest(NOW).replace(tzinfo=None),
+        timezones=st.just(UTC),
+    ),
+    minutes=st.integers(1, 24 * 60),
+)
+def test_whatever_the_door_accepts_folds(subject: str, starts_at: datetime, minutes: int) -> None:
+    activity = Activity.plan(
+        activity_id=uuid.uuid4(),
+        customer_id="K1",
+        owner=ANNA,
+        type_=ActivityType.CONTACT,
+        channel=Channel.PHONE,
+        subject=subject,
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(minutes=minutes),
+        agenda=subject,
+        actor=ANNA,
+        now=NOW,
+    )
+
+    row, timeline, _ = folded(activity.collect_events())
+
+    assert row["subject"] == subject
+    assert len(timeline) == 1
