@@ -1,4 +1,5 @@
-"""The policy as data: version 1 = DOMAIN.md, its JSON form, validation, the versioned book."""
+"""The policy as data: version 1 = DOMAIN.md, its JSON form, validation, the versioned book,
+and the API's door to it (policy_schemas)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ import pytest
 from crm_contracts.enums import ActivityType, Segment
 from segmentation.policy import (
     DEFAULT_POLICY,
+    MEETING_TYPES,
     POLICY_BOOK_ID,
+    TARGET_SEGMENTS,
+    THRESHOLD_SEGMENTS,
     Band,
     PolicyBook,
     parse_policy,
 )
+from segmentation.policy_schemas import BandIn, MeetingTargetsIn, PolicyIn, TargetsIn, ThresholdsIn
 from segmentation.rules import DomainError
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -193,3 +198,29 @@ def test_adopted_policy_json_adds_when_and_who() -> None:
         "effective_on": "2026-03-02",
         "recomputation_id": str(job),
     }
+
+
+# -- the API's door (policy_schemas): the same members parse_policy reads ------------------
+
+
+def test_the_door_names_the_segments_and_meeting_types_parse_policy_reads() -> None:
+    assert list(ThresholdsIn.model_fields) == [s.value for s in THRESHOLD_SEGMENTS]
+    assert list(TargetsIn.model_fields) == [s.value for s in TARGET_SEGMENTS]
+    assert list(MeetingTargetsIn.model_fields) == [m.value for m in MEETING_TYPES]
+    assert list(BandIn.model_fields) == ["min", "max"]
+
+
+def test_a_policy_passes_the_door_and_parses_as_it_was() -> None:
+    door = PolicyIn.model_validate({**V1_JSON, "adopted_at": "2026-03-02T08:00:00+00:00"})
+
+    assert door.policy_json() == V1_JSON  # the adoption left out, amounts still strings
+    assert parse_policy(door.policy_json(), version=1) == DEFAULT_POLICY
+
+
+def test_the_door_leaves_the_rules_across_fields_to_parse_policy() -> None:
+    data = body(thresholds={"A": "1.00", "B": "2.00", "C": "0"})
+    data["targets"]["B"]["status_meeting"] = {"min": 3, "max": 1}
+
+    door = PolicyIn.model_validate(data)
+
+    assert problems(door.policy_json()) == ["thresholds", "targets.B.status_meeting"]

@@ -1,6 +1,9 @@
 """The policy routes: read the policy (its ETag is its version), adopt a new one (If-Match,
 Idempotency-Key; 202 and the recomputation to poll), and follow that recomputation.
 
+A new policy's body is `policy_schemas.PolicyIn`: its shape is documented and checked at the
+door (422 `validation_error`), the rules across its fields by `parse_policy` (422 `policy`).
+
 No `from __future__ import annotations` here: FastAPI resolves the `Annotated` hints of the
 routes at definition time.
 """
@@ -22,10 +25,8 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from prometheus_client import Counter
 
 from segmentation.application import SegmentationApplication
+from segmentation.policy_schemas import PolicyIn
 from segmentation.schemas import PolicyAccepted, RecomputationOut
-
-# What GET adds about the adoption is not part of a policy: a GET body can be PUT back.
-_ADOPTION_FIELDS = frozenset({"adopted_at", "adopted_by", "effective_on", "recomputation_id"})
 
 
 def policy_routes(
@@ -45,24 +46,31 @@ def policy_routes(
         status_code=202,
         responses=error_responses(409, 412, 422),
         summary="Adopt a new policy (sales managers); every customer is then recomputed",
+        description=(
+            "The body is the policy as GET shows it (what GET adds about the adoption is "
+            "ignored, so a GET body can be PUT back). A body that does not fit the schema is "
+            "422 `validation_error`; the rules no schema can state are 422 `policy`, every "
+            "problem in `errors`: the thresholds fall strictly (A > B > C > 0) and no band's "
+            "`min` exceeds its `max`. 409 `policy_unchanged`: the same rules as the current "
+            "version."
+        ),
     )
     def put_policy(
         caller: Caller,
         request: Request,
         response: Response,
-        body: Annotated[dict[str, Any], Body(description="thresholds, targets, prioritized")],
+        body: Annotated[PolicyIn, Body(description="thresholds, targets, prioritized")],
         if_match: IfMatch = None,
         key: IdemKey = None,
     ) -> PolicyAccepted:
         idem = idempotency_key(key)
-        # What GET adds about the adoption is not part of a policy: a GET body can be PUT back.
-        body = {k: v for k, v in body.items() if k not in _ADOPTION_FIELDS}
+        policy = body.policy_json()
         outcome = app.set_policy(
             caller,
-            body,
+            policy,
             expected_version=expected_version(if_match),
             idempotency=(
-                IdempotencyKey.of(caller.user_id, idem, request.method, request.url.path, body)
+                IdempotencyKey.of(caller.user_id, idem, request.method, request.url.path, policy)
                 if idem
                 else None
             ),
