@@ -87,6 +87,8 @@ def feed_router(
         response_class=Response,
         responses={200: {"content": {"text/calendar": {}}}, **error_responses(401, 403, 404)},
         summary="The owner's CRM activities as an iCalendar feed (RFC 5545)",
+        # Outlook's subscription sends no credentials, only the secret token in the URL.
+        openapi_extra={"security": auth.security_requirements(optional=True)},
     )
     def calendar(
         owner: MailboxPath,

@@ -57,7 +57,9 @@ def parked_router(lot: ParkingLot, auth: Authenticator) -> APIRouter:
     @router.get("/ops/parked", summary="Events the workers could not process, oldest first")
     def listing(
         caller: Operator,
-        worker: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_./:@-]+$")] = None,
+        worker: Annotated[
+            str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_./:@-]+$")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[ParkedOut]:
         return [ParkedOut.of(entry) for entry in lot.entries(worker=worker, limit=limit)]
