@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from crm_contracts.wire import WireMessage
 from crm_platform.eventstore import StoreLocation
 from crm_platform.follower import Waker
 from crm_platform.messaging import Delivery
+from crm_platform.parking import ParkingLot
 
 from tests.integration.calendar_sync.support import Activity, customer
 from tests.support.polling import wait_until
@@ -209,3 +211,43 @@ def test_the_status_relay_gathers_saves_and_keeps_its_gauge(store: StoreLocation
         state.close()
     statuses = [decode(m).message for m in publisher.messages]
     assert {str(s.activity_id) for s in statuses} == {str(a.id) for a in activities}
+
+
+def test_a_status_the_contract_refuses_is_parked_and_the_rest_go_out(
+    store: StoreLocation,
+) -> None:
+    state = SyncState(store.env())
+    parking = ParkingLot(store.env(), "calendar_sync")
+    publisher, metrics = ListPublisher(), SyncMetrics()
+    relay = StatusRelay(state, publisher, metrics, topic="sync", parking=parking)
+    handler = ActivityProjection(
+        Projector(state, CountingCalendar(), CancelMode.REMOVE, clock), metrics, clock
+    )
+    bad, good = Activity(owner="bad@example.dk"), Activity(owner="good@example.dk")
+    for offset, activity in enumerate((bad, good)):
+        handler.handle(wire(activity.planned()), Delivery(TOPIC, 0, offset))
+    planted = state.get(str(bad.id))
+    assert planted is not None
+    # A row from before owners had to be e-mail addresses: no mailbox the contract takes.
+    assert state.save(replace(planted, mailbox="anna"), expected_revision=planted.revision)
+    try:
+        relay.step()
+        relay.step()  # parked once, however often the row is looked at
+
+        assert [decode(m).message.activity_id for m in publisher.messages] == [good.id]  # type: ignore[union-attr]
+        (entry,) = parking.entries()
+        assert (entry.worker, entry.subject) == ("calendar-sync-status-relay", str(bad.id))
+        assert "mailbox" in entry.error
+
+        fixed = state.get(str(bad.id))
+        assert fixed is not None
+        assert state.save(
+            replace(fixed, mailbox="bad@example.dk"), expected_revision=fixed.revision
+        )
+        parking.request_retry(entry.id)
+        assert relay.retry_parked() == 1
+        assert parking.entries() == []
+        assert bad.id in {decode(m).message.activity_id for m in publisher.messages}  # type: ignore[union-attr]
+    finally:
+        parking.close()
+        state.close()
