@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import psycopg
 import pytest
+from crm_platform.eventstore import ResilientPool
 from crm_platform.http import install_error_handlers
 from crm_platform.messaging.port import PublishError
 from eventsourcing.persistence import InterfaceError, OperationalError, ProgrammingError
@@ -58,3 +61,41 @@ def test_a_bug_is_still_a_500(error: Exception) -> None:
     answer = app_raising(error).post("/commands")
     assert answer.status_code == 500
     assert "Retry-After" not in answer.headers
+
+
+@pytest.fixture
+def unreachable_pool() -> Iterator[ResilientPool]:
+    """A pool of this process that has found PostgreSQL unreachable (never opened)."""
+    pool = ResilientPool("postgresql://nobody@127.0.0.1:9/none", open=False)
+    pool._unreachable = "connection refused"
+    yield pool
+    pool._unreachable = None
+    pool.close()
+
+
+def test_while_postgres_is_known_unreachable_requests_are_refused_before_they_run(
+    unreachable_pool: ResilientPool,
+) -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+    ran: list[str] = []
+
+    @app.post("/commands")
+    def command() -> dict[str, str]:
+        ran.append("command")
+        return {}
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    client = TestClient(app)
+    answer = client.post("/commands")
+    assert (answer.status_code, answer.headers["Retry-After"]) == (503, "1")
+    assert answer.json()["code"] == "service_unavailable"
+    assert ran == []
+    assert client.get("/healthz").status_code == 200  # probes still answer
+
+    unreachable_pool._unreachable = None  # a reconnect succeeded
+    assert client.post("/commands").status_code == 200
+    assert ran == ["command"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,9 +29,11 @@ POOL_WAIT_S = 5
 # A reconnecting pool tries again at least this often, so the service is back within about
 # this long once the database is (psycopg_pool's own backoff doubles without a cap).
 RECONNECT_EVERY_S = 0.5
-# While no connection is ready, a waiting caller looks this often whether the database has
-# been found unreachable meanwhile.
+# Shortly after a pooled connection was found broken (the server may have gone), a caller
+# waiting for a connection looks this often whether the server has been found unreachable
+# meanwhile; otherwise it keeps its place in the pool's queue for the whole wait.
 WAIT_SLICE_S = 0.25
+SUSPECT_FOR_S = 5.0
 # The advisory lock of `creating` is taken on a connection of its own; do not hang on it.
 DDL_CONNECT_TIMEOUT_S = 10
 
@@ -41,6 +44,18 @@ class _CappedBackoff(AttemptWithBackoff):
         self.delay = min(self.delay, RECONNECT_EVERY_S)
 
 
+_POOLS: weakref.WeakSet[ResilientPool] = weakref.WeakSet()
+
+
+def postgres_unreachable() -> str | None:
+    """Why PostgreSQL cannot be reached, if a pool of this process knows it cannot (its last
+    connection attempt failed and it has no idle connection left); else None."""
+    for pool in list(_POOLS):
+        if (reason := pool.refusing()) is not None:
+            return reason
+    return None
+
+
 class ResilientPool(eventsourcing.postgres.ConnectionPool[Any]):
     """eventsourcing's pool, made to fail fast while PostgreSQL is down and to come back soon.
 
@@ -48,9 +63,9 @@ class ResilientPool(eventsourcing.postgres.ConnectionPool[Any]):
       is dropped and the next tried at once. (eventsourcing's POSTGRES_PRE_PING uses
       psycopg_pool's check, which sleeps a second or more between broken connections.)
     - Once a connection attempt has failed and no idle connection is left, callers are
-      refused at once with PoolTimeout instead of waiting the pool timeout: eventsourcing
-      retries each operation ten times, so waiting would turn seconds into minutes, and an
-      API should answer 503 promptly.
+      refused at once with PoolTimeout (those already waiting included) instead of waiting
+      the pool timeout: eventsourcing retries each operation ten times, so waiting would
+      turn seconds into minutes, and an API should answer 503 promptly.
     - Reconnecting never gives up and tries at least every RECONNECT_EVERY_S; the first
       connection that succeeds lifts the refusal.
     """
@@ -60,36 +75,45 @@ class ResilientPool(eventsourcing.postgres.ConnectionPool[Any]):
         kwargs["reconnect_timeout"] = float("inf")
         self._unreachable: str | None = None
         self._unreachable_lock = threading.Lock()
+        self._broken_at = -SUSPECT_FOR_S
         super().__init__(*args, **kwargs)
+        _POOLS.add(self)
 
-    @property
-    def unreachable(self) -> str | None:
-        """Why the last connection attempt failed, while no attempt has succeeded since."""
-        return self._unreachable
+    def refusing(self) -> str | None:
+        """Why callers are refused right now (see the class docstring), or None."""
+        reason = self._unreachable
+        return reason if reason is not None and not self._pool else None
+
+    def close(self, timeout: float = 5.0) -> None:
+        _POOLS.discard(self)
+        super().close(timeout)
 
     def getconn(self, timeout: float | None = None) -> Any:
         wait = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
         while True:
             self._refuse_while_unreachable()
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 raise PoolTimeout(f"no PostgreSQL connection free within {wait:.1f} s")
+            if now - self._broken_at < SUSPECT_FOR_S:
+                remaining = min(remaining, WAIT_SLICE_S)
             try:
-                conn = super().getconn(min(remaining, WAIT_SLICE_S))
+                conn = super().getconn(remaining)
             except PoolTimeout:
                 continue
             try:
                 self.check_connection(conn)
             except Exception:
                 # Closed by a server that went away: the pool discards it and reconnects.
+                self._broken_at = time.monotonic()
                 self.putconn(conn)
                 continue
             return conn
 
     def _refuse_while_unreachable(self) -> None:
-        reason = self._unreachable
-        if reason is not None and not self._pool:
+        if (reason := self.refusing()) is not None:
             raise PoolTimeout(f"PostgreSQL is unreachable: {reason}")
 
     def _connect(self, timeout: float | None = None) -> Any:
@@ -97,11 +121,23 @@ class ResilientPool(eventsourcing.postgres.ConnectionPool[Any]):
             conn = super()._connect(timeout)
         except Exception as error:
             with self._unreachable_lock:
+                newly = self._unreachable is None
                 self._unreachable = str(error).strip() or type(error).__name__
+            if newly:
+                self._fail_waiting()
             raise
         with self._unreachable_lock:
             self._unreachable = None
         return conn
+
+    def _fail_waiting(self) -> None:
+        """Callers already waiting for a connection are refused too, not left to their
+        timeout (as psycopg_pool's own `close` does with them)."""
+        with self._lock:
+            waiting = list(self._waiting)
+            self._waiting.clear()
+        for client in waiting:
+            client.fail(PoolTimeout(f"PostgreSQL is unreachable: {self._unreachable}"))
 
     def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
         super()._add_connection(attempt or _CappedBackoff(timeout=self.reconnect_timeout), growing)

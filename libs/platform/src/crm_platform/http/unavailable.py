@@ -6,6 +6,11 @@ database restart, and clients would not know that trying again shortly is the ri
 The exceptions come in several wrappings depending on the layer that noticed: psycopg's own
 (a pooled connection lost, the pool refusing while the server is unreachable), eventsourcing's
 wrappers of those (every recorder and read model), and the messaging port's.
+
+While this process already knows PostgreSQL is unreachable, a request is answered 503 before
+it runs (`FailFastWhileUnreachable`): eventsourcing retries every operation ten times 0.2 s
+apart, and a command may make several, so trying would hold a worker thread for seconds per
+request only to fail the same way.
 """
 
 from __future__ import annotations
@@ -19,13 +24,20 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from kafka.errors import RetriableError as KafkaRetriableError
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from crm_platform.eventstore import postgres_unreachable
 from crm_platform.http.errors import error_response
 from crm_platform.messaging.port import PublishError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RETRY_AFTER_S", "UNAVAILABLE", "install_unavailable_handlers"]
+__all__ = [
+    "RETRY_AFTER_S",
+    "UNAVAILABLE",
+    "FailFastWhileUnreachable",
+    "install_unavailable_handlers",
+]
 
 # The pools reconnect about twice a second, so a client waiting this long finds the service
 # back soon after its dependency, without hammering it meanwhile.
@@ -43,10 +55,45 @@ UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
 )
 
 
+# What answers without PostgreSQL: probes, metrics, the API's own documents.
+NEEDS_NO_DATABASE: Final = ("/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
+
+
 def install_unavailable_handlers(app: FastAPI) -> None:
-    """Answer 503 + Retry-After for every exception that means "a dependency is down"."""
+    """Answer 503 + Retry-After for every exception that means "a dependency is down", and
+    at once while PostgreSQL is known to be unreachable."""
     for exception in UNAVAILABLE:
         app.add_exception_handler(exception, _unavailable)
+    app.add_middleware(FailFastWhileUnreachable)
+
+
+class FailFastWhileUnreachable:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not str(scope["path"]).endswith(NEEDS_NO_DATABASE):
+            reason = postgres_unreachable()
+            if reason is not None:
+                log.warning(
+                    "%s %s: PostgreSQL is unreachable (%s)",
+                    scope["method"],
+                    scope["path"],
+                    reason.splitlines()[0],
+                )
+                await _answer(str(scope["path"]))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _answer(path: str) -> Response:
+    return error_response(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "service_unavailable",
+        "A service this request depends on is unavailable; try again shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+        instance=path,
+    )
 
 
 def _unavailable(request: Request, exc: Exception) -> Response:
@@ -58,10 +105,4 @@ def _unavailable(request: Request, exc: Exception) -> Response:
         type(exc).__name__,
         str(exc).strip().splitlines()[0] if str(exc).strip() else "",
     )
-    return error_response(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        "service_unavailable",
-        "A service this request depends on is unavailable; try again shortly.",
-        headers={"Retry-After": str(RETRY_AFTER_S)},
-        instance=request.url.path,
-    )
+    return _answer(request.url.path)

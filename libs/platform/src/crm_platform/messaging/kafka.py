@@ -28,6 +28,9 @@ DEFAULT_HEARTBEAT_INTERVAL_MS: Final = 3_000
 # stopping process alive (the next owner redelivers what was not committed).
 FINAL_COMMIT_TIMEOUT_MS: Final = 2_000
 CLOSE_TIMEOUT_MS: Final = 3_000
+# kafka-python backs reconnects off up to 30 s: after a broker restart of a few seconds, a
+# producer or consumer could sit idle that long before it looks again.
+RECONNECT_BACKOFF_MAX_MS: Final = 1_000
 
 Offsets = Mapping[TopicPartition, OffsetAndMetadata]
 
@@ -89,6 +92,7 @@ class KafkaPublisher:
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
             delivery_timeout_ms=delivery_timeout_ms,
             request_timeout_ms=min(30_000, delivery_timeout_ms - 5_000),
             **overrides,
@@ -151,6 +155,7 @@ class KafkaConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=max_poll_records,
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
             **self.timeouts.consumer_settings(),
         )
         self._settings.update(overrides)
