@@ -19,7 +19,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Notification
 from psycopg import sql
 
-from crm_platform.parking import TRANSIENT_ERRORS as TRANSIENT
+from crm_platform.outages import TRANSIENT_ERRORS as TRANSIENT
 from crm_platform.parking import ParkedEvent, ParkingLot
 from crm_platform.sqlview import SqlView, ViewTransaction
 

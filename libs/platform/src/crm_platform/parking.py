@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import sqlite3
 import threading
 import traceback
 import uuid
@@ -33,14 +32,12 @@ from crm_contracts.wire import WireMessage
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from crm_platform.http.unavailable import UNAVAILABLE
 from crm_platform.messaging.port import Delivery, GiveUp, Handler
+from crm_platform.outages import TRANSIENT_ERRORS
 from crm_platform.sqlview import SqlView, ViewTransaction, iso, parse_iso
 
 log = logging.getLogger(__name__)
 
-# An outage is waited out, never parked: the event is fine, the database or broker is not.
-TRANSIENT_ERRORS: Final[tuple[type[Exception], ...]] = (*UNAVAILABLE, sqlite3.OperationalError)
 PARKED: Final = "parked"
 RETRY: Final = "retry"
 ERROR_MAX: Final = 2000

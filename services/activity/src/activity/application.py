@@ -24,6 +24,7 @@ from crm_platform.errors import LostRace as LostRace
 from crm_platform.errors import NotFound as NotFound
 from crm_platform.errors import StaleVersion as StaleVersion
 from crm_platform.idempotency import IdempotencyKey, IdempotencyRecord
+from crm_platform.outages import TRANSIENT_ERRORS
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
@@ -124,6 +125,9 @@ def _idempotent(
             return command(self, *args, **kwargs)
         except Forbidden:
             # Authorization comes first: a key never lets a caller past what they may do now.
+            raise
+        except TRANSIENT_ERRORS:
+            # An outage: the look-up would only wait out the same outage a second time.
             raise
         except Exception:
             # A repeat's refusal is not an answer: the first outcome (or the key's reuse) is.

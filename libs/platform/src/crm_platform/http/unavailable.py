@@ -19,16 +19,13 @@ import logging
 from http import HTTPStatus
 from typing import Final
 
-import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
-from kafka.errors import RetriableError as KafkaRetriableError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_platform.eventstore import postgres_unreachable
 from crm_platform.http.errors import error_response
-from crm_platform.messaging.port import PublishError
+from crm_platform.outages import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +39,6 @@ __all__ = [
 # The pools reconnect about twice a second, so a client waiting this long finds the service
 # back soon after its dependency, without hammering it meanwhile.
 RETRY_AFTER_S: Final = 1
-
-# psycopg_pool.PoolTimeout is a psycopg.OperationalError; so are the server's shutdown errors.
-# Of Kafka's errors only the retriable ones (no connection, timed out, no leader) mean "down".
-UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    OperationalError,
-    InterfaceError,
-    PublishError,
-    KafkaRetriableError,
-)
-
 
 # What answers without PostgreSQL: probes, metrics, the API's own documents.
 NEEDS_NO_DATABASE: Final = ("/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json")
