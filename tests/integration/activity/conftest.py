@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from activity.application import ActivityApplication
 from activity.consumers import CustomerDirectory
+from activity.projections import ActivityReadModel
 from crm_contracts.customer import CustomerSnapshot
 from crm_contracts.enums import Segment
 from crm_platform.eventstore import StoreLocation
@@ -79,3 +80,11 @@ def add_customer(directory: CustomerDirectory) -> Callable[..., CustomerSnapshot
         return snapshot
 
     return add
+
+
+@pytest.fixture
+def read_model(env: dict[str, str]) -> Iterator[ActivityReadModel]:
+    """The activity read models in the test's store (fed by whoever the test runs)."""
+    view = ActivityReadModel(env)
+    yield view
+    view.close()

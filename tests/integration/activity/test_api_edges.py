@@ -24,19 +24,13 @@ from hypothesis import strategies as st
 
 from tests.support.clock import ManualClock
 from tests.support.people import ANNA
+from tests.support.problems import refused_fields
 
 ANNA_H = {"X-Dev-User": ANNA.user_id, "X-Dev-Roles": "consultant"}
 # Every control character the door refuses: C0 but tab, LF and CR; DEL and C1.
 FORBIDDEN = [
     chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0))
 ]
-
-
-@pytest.fixture
-def read_model(env: dict[str, str]) -> Iterator[ActivityReadModel]:
-    view = ActivityReadModel(env)
-    yield view
-    view.close()
 
 
 @pytest.fixture
@@ -67,12 +61,6 @@ def plan_body(**overrides: Any) -> dict[str, Any]:
 
 def events(app: ActivityApplication) -> int:
     return int(app.recorder.max_notification_id() or 0)
-
-
-def refused_fields(response: Any) -> list[str]:
-    assert response.status_code == 422, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    return [error["field"] for error in response.json()["errors"]]
 
 
 @pytest.fixture

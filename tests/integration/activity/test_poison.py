@@ -43,13 +43,6 @@ TOPIC = "t.poison"
 
 
 @pytest.fixture
-def view(env: dict[str, str]) -> Iterator[ActivityReadModel]:
-    rm = ActivityReadModel(env)
-    yield rm
-    rm.close()
-
-
-@pytest.fixture
 def parking(env: dict[str, str]) -> Iterator[ParkingLot]:
     lot = ParkingLot(env, "activity")
     yield lot
@@ -103,18 +96,18 @@ def caught_up(
     )
 
 
-def rows(view: ActivityReadModel) -> dict[str, ActivityRow]:
-    items, _ = view.list_activities(limit=100)
+def rows(read_model: ActivityReadModel) -> dict[str, ActivityRow]:
+    items, _ = read_model.list_activities(limit=100)
     return {str(row.activity_id): row for row in items}
 
 
-def ids_in(view: ActivityReadModel) -> set[str]:
-    return set(rows(view))
+def ids_in(read_model: ActivityReadModel) -> set[str]:
+    return set(rows(read_model))
 
 
 @pytest.mark.usefixtures("customers")
 def test_the_read_model_parks_each_poison_and_folds_the_rest(
-    app: ActivityApplication, clock: ManualClock, view: ActivityReadModel, parking: ParkingLot
+    app: ActivityApplication, clock: ManualClock, read_model: ActivityReadModel, parking: ParkingLot
 ) -> None:
     before = plan(app, clock)
     broken = plant_undecodable(app)
@@ -131,48 +124,48 @@ def test_the_read_model_parks_each_poison_and_folds_the_rest(
     far = plan(app, clock, customer="K2", starts_at=end, ends_at=end + timedelta(minutes=30))
     after = plan(app, clock, customer="K2")
 
-    follower(app, view, parking=parking).catch_up()
+    follower(app, read_model, parking=parking).catch_up()
 
     parked = {(e.subject, e.error) for e in parking.entries()}
     assert {str(broken), str(far)} <= {subject for subject, _ in parked}
-    assert {str(before), str(after)} <= ids_in(view)
-    if view.is_postgres:
-        assert str(nul) not in ids_in(view)
+    assert {str(before), str(after)} <= ids_in(read_model)
+    if read_model.is_postgres:
+        assert str(nul) not in ids_in(read_model)
         nul_entries = [e for e in parking.entries() if e.subject == str(nul)]
         assert [e.error for e in nul_entries][1:] == [WAITING]
         assert "NUL" in nul_entries[0].error or "0x00" in nul_entries[0].error
     else:
-        assert str(nul) in ids_in(view)  # SQLite stores it; only the broken event is parked
+        assert str(nul) in ids_in(read_model)  # SQLite stores it; only the broken event is parked
         assert len(parked) == 2
-    assert caught_up(app, view.position(app.name))
+    assert caught_up(app, read_model.position(app.name))
 
 
 class Flaky:
     """An apply that fails for one activity until told otherwise (a bug, fixed later)."""
 
-    def __init__(self, view: ActivityReadModel) -> None:
-        self.view = view
+    def __init__(self, read_model: ActivityReadModel) -> None:
+        self.read_model = read_model
         self.failing: str | None = None
 
     def __call__(self, tx: Any, batch: Any) -> None:
         if any(str(event.originator_id) == self.failing for _, event in batch):
             raise RuntimeError("a bug in the fold")
-        self.view.apply(tx, batch)
+        self.read_model.apply(tx, batch)
 
 
 @pytest.mark.usefixtures("customers")
 def test_a_retry_after_the_fix_applies_the_parked_events_in_order(
-    app: ActivityApplication, clock: ManualClock, view: ActivityReadModel, parking: ParkingLot
+    app: ActivityApplication, clock: ManualClock, read_model: ActivityReadModel, parking: ParkingLot
 ) -> None:
-    flaky = Flaky(view)
+    flaky = Flaky(read_model)
     stuck = plan(app, clock)
     flaky.failing = str(stuck)
     moved_to = clock.now + timedelta(days=3)
     app.move(MIA, stuck, starts_at=moved_to, reason=MoveReason.NO_ANSWER, ends_at=None, note=None)
     other = plan(app, clock, customer="K2")
-    runner = LogFollower(app, view, apply=flaky, parking=parking, topics=())
+    runner = LogFollower(app, read_model, apply=flaky, parking=parking, topics=())
     runner.catch_up()
-    assert ids_in(view) == {str(other)}
+    assert ids_in(read_model) == {str(other)}
     first, waiting = sorted(parking.entries(), key=lambda e: int(e.position))
     assert (first.attempts, waiting.error) == (1, WAITING)
 
@@ -186,10 +179,10 @@ def test_a_retry_after_the_fix_applies_the_parked_events_in_order(
     assert runner.retry_parked() == 2
 
     assert parking.entries() == []
-    assert rows(view)[str(stuck)].starts_at == moved_to
+    assert rows(read_model)[str(stuck)].starts_at == moved_to
     later = plan(app, clock)  # the subject is no longer blocked: new events flow again
     runner.catch_up()
-    assert str(later) in ids_in(view)
+    assert str(later) in ids_in(read_model)
 
 
 @pytest.mark.usefixtures("customers")

@@ -25,13 +25,6 @@ MIA_H = {"X-Dev-User": MIA.user_id, "X-Dev-Roles": "sales_manager"}
 
 
 @pytest.fixture
-def read_model(env: dict[str, str]) -> Iterator[ActivityReadModel]:
-    view = ActivityReadModel(env)
-    yield view
-    view.close()
-
-
-@pytest.fixture
 def client(
     app: ActivityApplication,
     read_model: ActivityReadModel,

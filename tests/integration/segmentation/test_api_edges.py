@@ -4,7 +4,6 @@ Location behind a prefix, and an Idempotency-Key that must not open a door."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from crm_platform.auth import Authenticator, AuthSettings
@@ -15,6 +14,7 @@ from segmentation.api import SegmentationApi, create_app
 from segmentation.application import SegmentationApplication
 
 from tests.support.people import MIA
+from tests.support.problems import refused_fields
 
 MIA_H = {"X-Dev-User": MIA.user_id, "X-Dev-Roles": "sales_manager"}
 ANNA_H = {"X-Dev-User": "anna@example.dk", "X-Dev-Roles": "consultant"}
@@ -34,12 +34,6 @@ def client(api: SegmentationApi) -> Iterator[TestClient]:
 
 def events(app: SegmentationApplication) -> int:
     return int(app.recorder.max_notification_id() or 0)
-
-
-def refused_fields(response: Any) -> list[str]:
-    assert response.status_code == 422, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    return [error["field"] for error in response.json()["errors"]]
 
 
 @pytest.mark.parametrize(
