@@ -50,5 +50,15 @@ def test_stateful(prefix: str) -> None:
         phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
     )
     with collecting() as findings:
-        machine(prefix).run(settings=settings)
+        try:
+            machine(prefix).run(settings=settings)
+        except hypothesis.errors.FlakyStrategyDefinition:
+            # What a step can draw depends on what earlier calls created, and the system's
+            # threads (relays, consumers) make that vary between scenarios, so hypothesis may
+            # stop generating. That is the harness, not the API: every response up to there
+            # was checked (findings), and enough of them must have run to count.
+            assert findings.examples >= SCENARIOS, (
+                f"only {findings.examples} calls ran before generation diverged"
+            )
+            print(f"stateful {prefix}: generation diverged after {findings.examples} calls")
     fail_if_any(findings, f"stateful {prefix}")

@@ -14,6 +14,11 @@ TEXT_PATTERN: Final = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\uFFFE\uFFFF]*$"
 """Text as people type it: tab, line feed and carriage return, but no other control
 character (a NUL cannot be stored in PostgreSQL and breaks feeds and other consumers)."""
 
+_CONTROLS: Final = r"\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\uFFFE\uFFFF"
+_SPACES: Final = r"\x09\x0A\x0D\x20\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000\uFEFF"
+NAME_PATTERN: Final = rf"^[^{_CONTROLS}]*[^{_CONTROLS}{_SPACES}][^{_CONTROLS}]*$"
+"""Text that names something: as `TEXT_PATTERN`, with at least one character not a space."""
+
 ID_PATTERN: Final = r"^[A-Za-z0-9_~@+-][A-Za-z0-9._~:@+-]*$"
 """Ids we are given (customers): ASCII letters, digits and `. _ ~ : @ + -`, not starting with
 a dot. Such an id is one URL path segment as it is: no `/`, no `..`, nothing to encode."""

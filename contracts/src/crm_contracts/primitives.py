@@ -20,7 +20,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from crm_contracts.patterns import ID_PATTERN, MAILBOX_PATTERN, TEXT_PATTERN
+from crm_contracts.patterns import ID_PATTERN, MAILBOX_PATTERN, NAME_PATTERN, TEXT_PATTERN
 
 ID_MAX: Final = 100
 SUBJECT_MAX: Final = 200
@@ -56,7 +56,7 @@ def text(max_length: int, min_length: int = 0) -> StringConstraints:
 
 
 Subject = Annotated[str, text(SUBJECT_MAX, 1)]
-Name = Annotated[str, text(NAME_MAX, 1)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)]
 Reason = Annotated[str, text(REASON_MAX, 1)]
 Note = Annotated[str, text(NOTE_MAX, 1)]
 """Free text that must say something; the domain decides what counts as non-trivial (R4)."""
