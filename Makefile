@@ -41,8 +41,9 @@ contracts-check: sync  ## fail when the committed schemas differ from the models
 
 infra:  ## start PostgreSQL and Kafka locally and print their connection strings
 	@bash $(LOCAL)/require.sh
-	@echo "PostgreSQL: $$(bash $(LOCAL)/postgres.sh up | tail -n 1)"
-	@echo "Kafka:      $$(bash $(LOCAL)/kafka.sh up | tail -n 1)"
+	@# An assignment fails with its command (pipefail); inside echo's $$(…) a failure was lost.
+	@dsn=$$(bash $(LOCAL)/postgres.sh up | tail -n 1); echo "PostgreSQL: $$dsn"
+	@bootstrap=$$(bash $(LOCAL)/kafka.sh up | tail -n 1); echo "Kafka:      $$bootstrap"
 
 up: sync infra  ## production-like: PostgreSQL, Kafka, then each service's processes on own ports
 	$(RUN) python -m crm_devstack up

@@ -85,6 +85,36 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         )
 
 
+# --------------------------------------------------------------------------- no silent skips
+
+# Test ids that needed a server and were skipped (one pytest process, one session).
+_skipped_needing_servers: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and {"postgres", "kafka"} & set(report.keywords):
+        _skipped_needing_servers.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that skipped tests needing PostgreSQL or Kafka did not test what it claims: fail.
+
+    Deselect them instead (`-m "not postgres and not kafka"`) to run without servers.
+    """
+    skipped = _skipped_needing_servers
+    if not skipped:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"{len(skipped)} test(s) needing PostgreSQL or Kafka were skipped, so this run "
+            "fails; start the servers (make infra) or deselect them with "
+            '-m "not postgres and not kafka". First: ' + ", ".join(skipped[:5]),
+            red=True,
+        )
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 # --------------------------------------------------------------------------- finding servers
 
 

@@ -98,4 +98,3 @@ def check(
     assert outcomes["lost_response"] > 0
     assert all(peak <= 4 for peak in peaks.values())
     assert fake.concurrency_rejections(ANNA) == fake.concurrency_rejections(BO) == 0
-    assert elapsed < 60
