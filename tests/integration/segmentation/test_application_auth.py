@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -34,7 +35,25 @@ MANAGER_ONLY: dict[str, Command] = {
     "change_owner": lambda app, who: app.change_owner(who, "c-anna", owner="bo@example.dk"),
     "set_policy": lambda app, who: app.set_policy(who, new_policy()),
     "apply_calendar": lambda app, who: app.apply_calendar(who),
-    "register_customers": lambda app, who: app.register_customers(who, [NewCustomer(name="X")]),
+    "register_customers": lambda app, who: app.register_customers(
+        who, [NewCustomer(name="X", customer_id="c-x")]
+    ),
+}
+
+# What each command, once allowed, has visibly done (not only that nothing was raised).
+Effect = Callable[[SegmentationApplication, Any], bool]
+EFFECTS: dict[str, Effect] = {
+    "assess_potential": lambda app, _: (
+        app.customer("c-anna").customer.potential == Decimal("1000.00")
+    ),
+    "start_agreement": lambda app, _: (
+        (agreement := app.customer("c-anna").customer.agreement) is not None
+        and (agreement.starts_on, agreement.ends_on) == (date(2026, 1, 1), date(2026, 12, 31))
+    ),
+    "change_owner": lambda app, _: app.customer("c-anna").customer.owner == "bo@example.dk",
+    "set_policy": lambda app, _: app.policy().version == 2,
+    "apply_calendar": lambda app, result: result.today == date(2026, 3, 2),  # the clock's day
+    "register_customers": lambda app, _: app.customer("c-x").customer.name == "X",
 }
 
 
@@ -59,7 +78,9 @@ def test_consultants_may_not_change_potentials_agreements_or_policy(
 @pytest.mark.parametrize("command", list(MANAGER_ONLY))
 @pytest.mark.parametrize("who", [MIA, SERVICE], ids=["manager", "service"])
 def test_managers_and_services_may(app: SegmentationApplication, command: str, who: Any) -> None:
-    MANAGER_ONLY[command](app, who)
+    result = MANAGER_ONLY[command](app, who)
+
+    assert EFFECTS[command](app, result)
 
 
 def test_ending_an_agreement_is_for_managers(app: SegmentationApplication) -> None:
