@@ -23,9 +23,10 @@ uv:
 sync: uv  ## install the workspace into .venv from uv.lock
 	$(UV) sync --frozen --python 3.11
 
-lint: sync  ## ruff, and mypy (strict) on every source package
+lint: sync  ## ruff, import-linter (layers, no cycles), and mypy (strict) on every source package
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) lint-imports
 	$(RUN) mypy contracts/src libs/platform/src services/activity/src services/segmentation/src \
 		services/calendar-sync/src apps/embedded/src apps/devstack/src apps/demo/src bench/src
 

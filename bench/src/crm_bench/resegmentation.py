@@ -20,7 +20,7 @@ from crm_platform.eventstore import StoreLocation
 from psycopg import sql
 from pyinstrument import Profiler
 from segmentation.application import SegmentationApplication
-from segmentation.recompute import BATCH_SIZE, RecomputeRunner
+from segmentation.recompute_worker import BATCH_SIZE, RecomputeRunner
 from segmentation.rules import local_date
 from segmentation.service import SERVICE_ACTOR
 

@@ -12,7 +12,7 @@ from crm_platform.eventstore import StoreLocation
 from eventsourcing.utils import get_topic
 from segmentation.application import SegmentationApplication
 from segmentation.domain import Customer
-from segmentation.recompute import RecomputeRunner
+from segmentation.recompute_worker import RecomputeRunner
 
 from tests.support.clock import ManualClock
 

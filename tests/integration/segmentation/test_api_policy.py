@@ -16,7 +16,7 @@ from segmentation.api import SegmentationApi, create_app
 from segmentation.application import SegmentationApplication
 from segmentation.policy import MEETING_TYPES, TARGET_SEGMENTS
 from segmentation.policy_schemas import MAX_BAND
-from segmentation.recompute import RecomputeRunner
+from segmentation.recompute_worker import RecomputeRunner
 
 from tests.integration.segmentation.test_api import ANNA_H, MIA_H, register
 from tests.support.polling import wait_until

@@ -20,7 +20,8 @@ from crm_contracts.enums import Segment
 from segmentation.application import NewCustomer, SegmentationApplication
 from segmentation.domain import Customer
 from segmentation.policy import DEFAULT_POLICY, Policy, parse_policy
-from segmentation.recompute import DONE, RUNNING, SUPERSEDED, Recomputation, RecomputeRunner
+from segmentation.recompute import DONE, RUNNING, SUPERSEDED, Recomputation
+from segmentation.recompute_worker import RecomputeRunner
 
 from tests.support.clock import ManualClock
 from tests.support.people import MIA, SERVICE

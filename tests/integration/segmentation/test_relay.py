@@ -26,7 +26,7 @@ from crm_platform.messaging.kafka import KafkaPublisher
 from kafka import KafkaConsumer, TopicPartition
 from segmentation.application import SegmentationApplication
 from segmentation.policy import DEFAULT_POLICY
-from segmentation.recompute import RecomputeRunner
+from segmentation.recompute_worker import RecomputeRunner
 from segmentation.relay import RELAYED_TOPICS, CustomerRelay, ce_id, relay_tracking
 from segmentation.views import snapshot
 

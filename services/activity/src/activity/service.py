@@ -18,10 +18,10 @@ from crm_contracts.topics import ACTIVITY_EVENTS, CUSTOMERS
 from crm_platform.auth import Authenticator
 from crm_platform.eventstore import StoreLocation
 from crm_platform.follower import Waker
-from crm_platform.http.parked import parked_router
 from crm_platform.messaging import RetryPolicy
 from crm_platform.messaging.transport import Transport
 from crm_platform.ops import Check
+from crm_platform.parked_api import parked_router
 from crm_platform.parking import MessageRetries, ParkedGauge, ParkingLot, message_parker
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Worker

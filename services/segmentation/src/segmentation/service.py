@@ -20,10 +20,10 @@ from crm_platform.auth import Authenticator, Principal, Role
 from crm_platform.errors import NotFound
 from crm_platform.eventstore import StoreLocation
 from crm_platform.follower import Waker, listen_for_saves
-from crm_platform.http.parked import parked_router
 from crm_platform.messaging import RetryPolicy
 from crm_platform.messaging.transport import Transport
 from crm_platform.ops import Check
+from crm_platform.parked_api import parked_router
 from crm_platform.parking import MessageRetries, ParkedGauge, ParkingLot, message_parker
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Worker
@@ -34,7 +34,7 @@ from segmentation.api import SegmentationApi, create_app
 from segmentation.application import SegmentationApplication, system_clock
 from segmentation.attainment import ActivityEventsConsumer
 from segmentation.attainment_api import attainment_router, customer_body
-from segmentation.recompute import RecomputeRunner
+from segmentation.recompute_worker import RecomputeRunner
 from segmentation.relay import CustomerRelay, relay_tracking
 from segmentation.rules import local_date
 
