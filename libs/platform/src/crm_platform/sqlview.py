@@ -22,6 +22,8 @@ from typing import Any
 from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
 from eventsourcing.utils import Environment
 
+from crm_platform.eventsourcing_internals import insert_tracking
+
 Row = Mapping[str, Any]
 
 
@@ -63,10 +65,9 @@ class ViewTransaction:
 
     def track(self, source: str, position: int) -> None:
         """Record that everything of `source` up to `position` is in these tables."""
-        # The recorder's private insert joins our transaction; its public one opens another.
-        recorder: Any = self._view.recorder
-        recorder._insert_tracking(
-            self._cursor, Tracking(self._view.tracking_name(source), position)
+        # In our transaction: the public insert_tracking would open one of its own.
+        insert_tracking(
+            self._view.recorder, self._cursor, Tracking(self._view.tracking_name(source), position)
         )
 
 

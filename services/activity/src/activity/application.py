@@ -23,11 +23,12 @@ from crm_platform.errors import Forbidden as Forbidden
 from crm_platform.errors import LostRace as LostRace
 from crm_platform.errors import NotFound as NotFound
 from crm_platform.errors import StaleVersion as StaleVersion
+from crm_platform.eventsourcing_internals import NotifiesSaves
 from crm_platform.idempotency import IdempotencyKey, IdempotencyRecord
 from crm_platform.outages import TRANSIENT_ERRORS
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import IntegrityError
 
 from activity.domain import Activity, CustomerFile
 from activity.rules import DiscoveryProfile
@@ -138,7 +139,7 @@ def _idempotent(
     return run
 
 
-class ActivityApplication(Application[UUID]):
+class ActivityApplication(NotifiesSaves[UUID]):
     name = "activity"
 
     def __init__(
@@ -164,7 +165,7 @@ class ActivityApplication(Application[UUID]):
             )
         self.directory = directory
         self.clock = clock
-        self._on_saved = on_saved
+        self.on_saved = on_saved
 
     # -- planning -------------------------------------------------------------------------
 
@@ -562,11 +563,6 @@ class ActivityApplication(Application[UUID]):
                 retry=True,
             ) from None
         return Outcome(activity, status)
-
-    def _notify(self, recordings: list[Recording[UUID]]) -> None:
-        super()._notify(recordings)
-        if self._on_saved is not None:
-            self._on_saved()
 
 
 def _segment_label(segment: str) -> str:

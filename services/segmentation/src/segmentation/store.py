@@ -21,8 +21,9 @@ from itertools import groupby
 from typing import Any, cast
 from uuid import UUID
 
+from crm_platform.eventsourcing_internals import NotifiesSaves, save_unchecked
 from crm_platform.idempotency import IdempotencyKey, IdempotencyRecord
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
@@ -69,7 +70,7 @@ class DateAsISO(Transcoding):
         return date.fromisoformat(data)
 
 
-class SegmentationStore(Application[UUID]):
+class SegmentationStore(NotifiesSaves[UUID]):
     """Base of `SegmentationApplication`: storage concerns only."""
 
     def __init__(
@@ -81,7 +82,7 @@ class SegmentationStore(Application[UUID]):
     ) -> None:
         super().__init__(dict(env) if env is not None else None)
         self.clock = clock
-        self._on_saved = on_saved
+        self.on_saved = on_saved
         self._policy_cache: tuple[int, AdoptedPolicy] | None = None
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
@@ -109,25 +110,7 @@ class SegmentationStore(Application[UUID]):
         rows = [RowValues.of(o) for o in objs if isinstance(o, Customer) and o.pending_events]
         if rows:
             kwargs[REGISTRY_ROWS] = rows
-        # Application.save, minus its runtime-Protocol isinstance check per object, which
-        # costs more than encoding the event when a recomputation saves thousands of them.
-        processing = ProcessingEvent[UUID]()
-        for obj in objs:
-            if isinstance(obj, Aggregate):
-                processing.events.extend(obj.collect_events())
-                processing.aggregates[obj.id] = obj
-            else:
-                processing.collect_events(obj)
-        processing.saved_kwargs.update(kwargs)
-        recordings = self._record(processing)
-        self._take_snapshots(processing)
-        self._notify(recordings)
-        return recordings
-
-    def _notify(self, recordings: list[Recording[UUID]]) -> None:
-        super()._notify(recordings)
-        if self._on_saved is not None:
-            self._on_saved()
+        return save_unchecked(self, objs, **kwargs)
 
     def current_policy(self) -> AdoptedPolicy:
         """The policy in force. Cached; one cheap query checks the book for a newer version."""
