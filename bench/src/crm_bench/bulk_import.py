@@ -15,6 +15,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from crm_platform.actors import system_clock
 from crm_platform.eventstore import StoreLocation
 from psycopg import sql
 from pyinstrument import Profiler
@@ -22,7 +23,6 @@ from segmentation.application import SegmentationApplication
 from segmentation.imports import BATCH_SIZE, CustomerImport
 from segmentation.rules import local_date
 from segmentation.service import SERVICE_ACTOR
-from segmentation.store import system_clock
 
 from crm_bench import customers, datasets
 from crm_bench.core import Context, Result

@@ -12,11 +12,12 @@ import inspect
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, Protocol
 from uuid import UUID
 
 from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason, Segment
+from crm_platform.actors import Actor, Clock, system_clock
 from crm_platform.errors import CommandRefused as CommandRefused
 from crm_platform.errors import DomainError
 from crm_platform.errors import Forbidden as Forbidden
@@ -33,27 +34,7 @@ from eventsourcing.persistence import IntegrityError
 from activity.domain import Activity, CustomerFile
 from activity.rules import DiscoveryProfile
 
-Clock = Callable[[], datetime]
 P = ParamSpec("P")
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-class Actor(Protocol):
-    """Who asks: the authenticated principal (see crm_platform.auth.Principal)."""
-
-    @property
-    def user_id(self) -> str: ...
-
-    @property
-    def is_manager(self) -> bool: ...
-
-    @property
-    def is_service(self) -> bool: ...
-
-    def may_act_for(self, owner: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from datetime import datetime
 
 import psycopg
 from crm_contracts.topics import ACTIVITY_EVENTS, CUSTOMERS
+from crm_platform.actors import system_clock
 from crm_platform.auth import Authenticator
 from crm_platform.eventstore import StoreLocation
 from crm_platform.follower import Waker
@@ -29,7 +30,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI
 
 from activity.api import ActivityApi, create_app
-from activity.application import ActivityApplication, system_clock
+from activity.application import ActivityApplication
 from activity.consumers import CustomerDirectory
 from activity.projections import ActivityReadModel, follower
 from activity.read_api import read_router

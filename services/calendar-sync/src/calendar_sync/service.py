@@ -20,11 +20,12 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 import psycopg
 from crm_contracts.topics import ACTIVITY_EVENTS, CALENDAR_SYNC, CUSTOMERS
+from crm_platform.actors import system_clock
 from crm_platform.auth import Authenticator
 from crm_platform.eventstore import StoreLocation
 from crm_platform.follower import Waker
@@ -72,10 +73,6 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     TokenError,
     GraphUnreachable,
 )
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

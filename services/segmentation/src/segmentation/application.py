@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 from crm_contracts.enums import Segment
+from crm_platform.actors import Actor
 from crm_platform.auth.principal import normalize_user_id
 from crm_platform.idempotency import IdempotencyKey, IdempotencyRecord
 from eventsourcing.domain import Aggregate
@@ -43,9 +44,8 @@ from segmentation.rules import (
     StaleVersion,
     local_date,
 )
-from segmentation.store import CATCH_UP_ATTEMPTS, Clock, SegmentationStore, exists, system_clock
+from segmentation.store import CATCH_UP_ATTEMPTS, SegmentationStore, exists
 from segmentation.views import (
-    Actor,
     CalendarResult,
     CustomerView,
     NewCustomer,
@@ -53,9 +53,8 @@ from segmentation.views import (
     PolicyOutcome,
 )
 
-# Re-exported: the API maps these errors and builds the application with a clock.
+# Re-exported: the API and the tests map these errors.
 __all__ = [
-    "Clock",
     "CommandRefused",
     "DomainError",
     "Forbidden",
@@ -63,7 +62,6 @@ __all__ = [
     "NotFound",
     "SegmentationApplication",
     "StaleVersion",
-    "system_clock",
 ]
 
 

@@ -31,6 +31,7 @@ from decimal import Decimal, InvalidOperation
 from itertools import islice
 from typing import Final
 
+from crm_platform.actors import Actor
 from crm_platform.auth.principal import normalize_user_id
 from crm_platform.values import check_day
 from eventsourcing.persistence import IntegrityError
@@ -51,7 +52,7 @@ from segmentation.rules import (
     require_owner,
     require_potential,
 )
-from segmentation.views import Actor, NewCustomer
+from segmentation.views import NewCustomer
 
 log = logging.getLogger(__name__)
 

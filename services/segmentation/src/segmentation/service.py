@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import psycopg
 from crm_contracts.topics import ACTIVITY_EVENTS, CUSTOMERS
+from crm_platform.actors import system_clock
 from crm_platform.auth import Authenticator, Principal, Role
 from crm_platform.errors import NotFound
 from crm_platform.eventstore import StoreLocation
@@ -31,7 +32,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI
 
 from segmentation.api import SegmentationApi, create_app
-from segmentation.application import SegmentationApplication, system_clock
+from segmentation.application import SegmentationApplication
 from segmentation.attainment import ActivityEventsConsumer
 from segmentation.attainment_api import attainment_router, customer_body
 from segmentation.recompute_worker import RecomputeRunner

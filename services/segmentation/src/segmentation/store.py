@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from itertools import groupby
 from typing import Any, cast
 from uuid import UUID
 
+from crm_platform.actors import Actor, Clock, system_clock
 from crm_platform.eventsourcing_internals import NotifiesSaves, save_unchecked
 from crm_platform.idempotency import IdempotencyKey, IdempotencyRecord
 from eventsourcing.application import AggregateNotFoundError
@@ -47,16 +48,11 @@ from segmentation.rules import (
     StaleVersion,
     local_date,
 )
-from segmentation.views import Actor, Outcome
+from segmentation.views import Outcome
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 CATCH_UP_ATTEMPTS = 5
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 class DateAsISO(Transcoding):

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Protocol
 
 from crm_contracts.customer import AnnualAgreement, CustomerSnapshot
 from crm_contracts.enums import Segment
@@ -18,21 +17,6 @@ from segmentation.domain import Customer
 from segmentation.policy import AdoptedPolicy
 from segmentation.recompute import Recomputation
 from segmentation.rules import PotentialSource
-
-
-class Actor(Protocol):
-    """Who asks: the authenticated principal (see crm_platform.auth.Principal)."""
-
-    @property
-    def user_id(self) -> str: ...
-
-    @property
-    def is_manager(self) -> bool: ...
-
-    @property
-    def is_service(self) -> bool: ...
-
-    def may_act_for(self, owner: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
