@@ -31,7 +31,7 @@ from crm_contracts import (
 from crm_contracts.examples import example_messages
 from crm_contracts.topics import TOPICS
 
-# The tables of DOMAIN.md ("Activity types" and "How an activity is held"), copied verbatim.
+# The tables of docs/domain.md ("Activity types" and "How an activity is held"), copied verbatim.
 DOMAIN_ACTIVITY_LABELS = {
     "discovery_meeting": "Afdækningsmøde",
     "proposal_meeting": "Oplægsmøde",

@@ -3,7 +3,7 @@
 Microsoft cannot be reached from here, so this is the one stand-in the project allows. It is a
 real HTTP server on 127.0.0.1 (random port, background threads) that speaks the part of Graph
 and of the Microsoft identity platform that calendar-sync uses, with the behaviours written down
-in shared/notes/graph.md:
+in docs/graph.md:
 
 HTTP
     POST /{tenant}/oauth2/v2.0/token            client_credentials → bearer token

@@ -14,7 +14,7 @@ from typing import Final
 
 
 class ActivityType(StrEnum):
-    """What kind of activity it is (DOMAIN: activity types)."""
+    """What kind of activity it is (docs/domain.md: activity types)."""
 
     DISCOVERY_MEETING = "discovery_meeting"
     PROPOSAL_MEETING = "proposal_meeting"

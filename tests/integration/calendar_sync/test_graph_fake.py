@@ -1,4 +1,4 @@
-"""The Graph fake itself, over plain httpx, against the facts in shared/notes/graph.md."""
+"""The Graph fake itself, over plain httpx, against the facts in docs/graph.md."""
 
 from __future__ import annotations
 

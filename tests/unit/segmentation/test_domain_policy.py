@@ -1,4 +1,4 @@
-"""The policy as data: version 1 = DOMAIN.md, its JSON form, validation, the versioned book,
+"""The policy as data: version 1 = docs/domain.md, its JSON form, validation, the versioned book,
 and the API's door to it (policy_schemas)."""
 
 from __future__ import annotations

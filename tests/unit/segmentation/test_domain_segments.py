@@ -1,4 +1,4 @@
-"""Segments by potential and agreement (DOMAIN.md), on the policy and on the Customer aggregate."""
+"""Segments by potential and agreement (docs/domain.md), on the policy and on the Customer."""
 
 from __future__ import annotations
 

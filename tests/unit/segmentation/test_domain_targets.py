@@ -1,4 +1,4 @@
-"""Targets and attainment against hand-computed fixtures: every row of the DOMAIN.md table, a
+"""Targets and attainment against hand-computed fixtures: every row of the docs/domain.md table, a
 customer who moves from B to A on 1 July, and the rounding rules (see segmentation.targets).
 
 2026 has 365 days. "Today" is 2 July 2026 for the table rows: 31+28+31+30+31+30+2 = 183 days

@@ -1,7 +1,7 @@
 """Microsoft Graph calendar client: CRM activities as events in consultants' Outlook calendars.
 
-`msal` (tokens, graph_auth.py) + `httpx`, not msgraph-sdk (see shared/notes/graph.md). What it
-guards against, all from the complaints that notes/graph.md lists:
+`msal` (tokens, graph_auth.py) + `httpx`, not msgraph-sdk (see docs/graph.md). What it
+guards against, all from the complaints that docs/graph.md lists:
 
 * duplicates after a timeout: every create carries a deterministic `transactionId`, and a create
   whose answer is lost (connection dropped, timeout, 504) is resolved by looking the event up by

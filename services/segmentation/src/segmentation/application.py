@@ -6,7 +6,7 @@ the rules), and saves everything it changed in one `save`: the customer, its reg
 together or not at all. The storage plumbing and the helpers every customer command shares
 are in store.py.
 
-Who may (DOMAIN leaves it open; decided here): potentials, agreements, owners, the policy,
+Who may (the guide leaves it open; decided here): potentials, agreements, owners, the policy,
 the calendar and bulk imports are for sales managers and services (`is_manager or
 is_service`). Registering is for managers and services, and for a consultant registering a
 customer she owns herself (so a consultant can add a prospect she found); renaming is also

@@ -5,7 +5,7 @@ annual_agreement_from, annual_agreement_to` (any order; `cvr`, `owner`, the pote
 agreement may be empty). Rows are read one at a time (`csv.reader` over any line iterator), so
 a large file never sits in memory; only the ids seen so far are kept, to find duplicates.
 
-What a row does (decided here; DOMAIN is silent):
+What a row does (decided here; the guide is silent):
 - Bad rows are reported with their line number and every reason found, and skipped; the good
   rows are imported anyway. A `customer_id` is required: without it a second import of the
   same file could not recognise the customer and would register it twice.

@@ -1,7 +1,7 @@
 """The segmentation policy as data: thresholds, the targets table and the prioritized set.
 
 A policy is a value; the `PolicyBook` aggregate (domain.py) keeps its versions. Version 1 is
-DOMAIN.md's defaults. The JSON form below is what events store and what
+docs/domain.md's defaults. The JSON form below is what events store and what
 `GET/PUT /segmentation/policy` carry:
 
     {"version": 1,
@@ -70,7 +70,7 @@ class Policy:
     prioritized: frozenset[Segment]
 
     def segment_for(self, potential: Decimal | None, agreement_active: bool) -> Segment:
-        """DOMAIN.md: an active agreement overrides; no potential is `unsegmented`."""
+        """docs/domain.md: an active agreement overrides; no potential is `unsegmented`."""
         if agreement_active:
             return Segment.ANNUAL_AGREEMENT
         if potential is None:
@@ -121,7 +121,7 @@ DEFAULT_POLICY: Final = Policy(
         Segment.B: Decimal("140000.00"),
         Segment.C: Decimal("45000.00"),
     },
-    # DOMAIN.md "Recommended customer meetings per year": discovery, proposal, status, sales.
+    # docs/domain.md "Recommended customer meetings per year": discovery, proposal, status, sales.
     targets={
         segment: dict(zip(MEETING_TYPES, bands, strict=True))
         for segment, bands in {
@@ -268,7 +268,7 @@ class AdoptedPolicy:
 
 class PolicyBook(Aggregate):
     """Every policy version ever adopted. The aggregate's version is the policy's version:
-    version 1 is DOMAIN.md's defaults, each revision adds one."""
+    version 1 is docs/domain.md's defaults, each revision adds one."""
 
     class Opened(Aggregate.Created):
         policy: dict[str, Any]

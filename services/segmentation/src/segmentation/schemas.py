@@ -1,7 +1,7 @@
 """Request and response bodies of the segmentation API (pydantic), with explicit limits.
 
 Money travels as a string with two decimals ("390000.00"): JSON numbers are floats to most
-clients, and a potential must stay exact (DOMAIN: money is exact).
+clients, and a potential must stay exact (docs/domain.md: money is exact).
 """
 
 from __future__ import annotations
