@@ -64,11 +64,11 @@ def test_the_same_key_and_request_replay_the_first_outcome(
     app: ActivityApplication, clock: ManualClock
 ) -> None:
     plan = request(clock)
-    first = app.plan(ANNA, plan, plan_key("k-1", plan))
+    first = app.plan(ANNA, plan, idempotency=plan_key("k-1", plan))
     after_first = app.recorder.max_notification_id()
     clock.advance(minutes=5)
 
-    again = app.plan(ANNA, plan, plan_key("k-1", plan))
+    again = app.plan(ANNA, plan, idempotency=plan_key("k-1", plan))
 
     assert (first.replayed, again.replayed) == (False, True)
     assert (again.status, again.activity.id, again.activity.version) == (
@@ -117,12 +117,12 @@ def test_the_same_key_for_another_request_is_refused(
     app: ActivityApplication, clock: ManualClock
 ) -> None:
     plan = request(clock)
-    app.plan(ANNA, plan, plan_key("k-2", plan))
+    app.plan(ANNA, plan, idempotency=plan_key("k-2", plan))
     other = replace(plan, subject="Noget andet")
     before = app.recorder.max_notification_id()
 
     with pytest.raises(IdempotencyKeyReused) as refused:
-        app.plan(ANNA, other, plan_key("k-2", other))
+        app.plan(ANNA, other, idempotency=plan_key("k-2", other))
 
     assert refused.value.key == "k-2"
     assert app.recorder.max_notification_id() == before
@@ -131,8 +131,8 @@ def test_the_same_key_for_another_request_is_refused(
 
 def test_keys_are_per_caller(app: ActivityApplication, clock: ManualClock) -> None:
     plan = request(clock)
-    mine = app.plan(ANNA, plan, plan_key("shared", plan))
-    managers = app.plan(MIA, plan, plan_key("shared", plan, caller=MIA.user_id))
+    mine = app.plan(ANNA, plan, idempotency=plan_key("shared", plan))
+    managers = app.plan(MIA, plan, idempotency=plan_key("shared", plan, caller=MIA.user_id))
     assert not managers.replayed
     assert managers.activity.id != mine.activity.id
     assert planned_count(app) == 2
@@ -144,13 +144,13 @@ def test_a_refused_command_does_not_use_up_its_key(
     bad = request(clock, in_=-HOUR)
     before = app.recorder.max_notification_id()
     with pytest.raises(DomainError):
-        app.plan(ANNA, bad, plan_key("k-3", bad))
+        app.plan(ANNA, bad, idempotency=plan_key("k-3", bad))
     with pytest.raises(DomainError):  # the retry is refused again, not replayed
-        app.plan(ANNA, bad, plan_key("k-3", bad))
+        app.plan(ANNA, bad, idempotency=plan_key("k-3", bad))
     assert app.recorder.max_notification_id() == before
 
     fixed = request(clock)
-    outcome = app.plan(ANNA, fixed, plan_key("k-3", fixed))
+    outcome = app.plan(ANNA, fixed, idempotency=plan_key("k-3", fixed))
     assert not outcome.replayed
     assert planned_count(app) == 1
 
@@ -163,7 +163,7 @@ def test_concurrent_plans_under_one_key_make_exactly_one_activity(
 
     def send(_: int) -> Outcome:
         start.wait(timeout=30)
-        return app.plan(ANNA, plan, plan_key("k-race", plan))
+        return app.plan(ANNA, plan, idempotency=plan_key("k-race", plan))
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         outcomes = list(pool.map(send, range(THREADS)))

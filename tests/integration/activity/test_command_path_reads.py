@@ -149,7 +149,7 @@ def test_a_first_keyed_command_does_not_look_its_key_up(
     app: ActivityApplication, clock: ManualClock, replays: list[Any]
 ) -> None:
     plan = plan_request(clock)
-    planned = app.plan(ANNA, plan, plan_key("p-1", plan))
+    planned = app.plan(ANNA, plan, idempotency=plan_key("p-1", plan))
     completed = complete(app, planned, complete_key("c-1", planned))
 
     assert (planned.replayed, completed.replayed) == (False, False)
@@ -193,12 +193,12 @@ def test_a_refused_keyed_command_leaves_nothing_behind(
     app: ActivityApplication, clock: ManualClock
 ) -> None:
     plan = plan_request(clock)
-    app.plan(ANNA, plan, plan_key("p-4", plan))
+    app.plan(ANNA, plan, idempotency=plan_key("p-4", plan))
     before = app.recorder.max_notification_id()
     other = replace(plan, subject="Andet")
 
     with pytest.raises(IdempotencyKeyReused):
-        app.plan(ANNA, other, plan_key("p-4", other))
+        app.plan(ANNA, other, idempotency=plan_key("p-4", other))
     assert app.recorder.max_notification_id() == before
 
 

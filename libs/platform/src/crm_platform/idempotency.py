@@ -8,15 +8,27 @@ can be written once. No separate table can drift from the events.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+
+from crm_platform.errors import Forbidden
+from crm_platform.outages import TRANSIENT_ERRORS
+
+# Refusals a key never turns into a replay (see `idempotent`).
+NEVER_REPLAYED: tuple[type[Exception], ...] = (Forbidden, *TRANSIENT_ERRORS)
+
+A = TypeVar("A")
+O = TypeVar("O")  # noqa: E741
+P = ParamSpec("P")
 
 _NAMESPACE = uuid.UUID("0b5a3d52-7c1e-4f0a-8d8e-4a4f3f7f6c11")
 KEY_MAX = 200
@@ -97,3 +109,55 @@ class IdempotencyRecord(Aggregate):
     def check(self, key: IdempotencyKey) -> None:
         if key.fingerprint != self.fingerprint:
             raise IdempotencyKeyReused(key.key)
+
+
+Command = Callable[Concatenate[A, P], O]
+
+
+def replayed_by(method: str) -> Callable[[Command[A, P, O]], Command[A, P, O]]:
+    """`idempotent`, for a command whose first outcome the application's `method` gives back."""
+
+    def decorate(command: Command[A, P, O]) -> Command[A, P, O]:
+        return _idempotent(command, method)
+
+    return decorate
+
+
+def idempotent(command: Command[A, P, O]) -> Command[A, P, O]:
+    """Replays an earlier outcome (the application's `_replay(key)`); see `_idempotent`."""
+    return _idempotent(command, "_replay")
+
+
+def _idempotent(command: Command[A, P, O], method: str) -> Command[A, P, O]:
+    """Replays an earlier outcome under the same Idempotency-Key, looking only when needed.
+
+    The command (whose key is its keyword argument `idempotency`) runs first, without a
+    look-up. If the key is new, the command's save includes the key's record (whose id derives
+    from caller and key, at version 1) and commits. If the key was used before, that record
+    exists, so the command cannot commit: it is refused on the way (the first run already
+    changed the resource: a stale If-Match, already completed, …) or its save conflicts on the
+    record. Both paths then look the record up and answer as a pre-check would have: the first
+    outcome, or IdempotencyKeyReused for a different request. So the record is read only on a
+    repeat (measured faster than a look-up before every keyed command). Two refusals are never
+    turned into a replay: Forbidden (a key never lets a caller past what they may do now) and
+    an outage (the look-up would only wait out the same outage again).
+    """
+
+    @functools.wraps(command)
+    def run(self: A, /, *args: P.args, **kwargs: P.kwargs) -> O:
+        key = kwargs.get("idempotency")
+        if key is None:
+            return command(self, *args, **kwargs)
+        assert isinstance(key, IdempotencyKey)
+        try:
+            return command(self, *args, **kwargs)
+        except NEVER_REPLAYED:
+            raise
+        except Exception:
+            # A repeat's refusal is not an answer: the first outcome (or the key's reuse) is.
+            replay: O | None = getattr(self, method)(key)
+            if replay is not None:
+                return replay
+            raise
+
+    return run

@@ -124,7 +124,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
     def plan(
         body: PlanIn, caller: Caller, request: Request, response: Response, key: IdemKey = None
     ) -> ActivityOut:
-        outcome = app.plan(caller, body.to_request(), keyed(caller, key, request, body))
+        outcome = app.plan(caller, body.to_request(), idempotency=keyed(caller, key, request, body))
         return respond("plan", outcome, request, response)
 
     @router.post(

@@ -7,13 +7,11 @@ activity, the customer's file and an idempotency record commit together or not a
 
 from __future__ import annotations
 
-import functools
-import inspect
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason, Segment
@@ -25,16 +23,13 @@ from crm_platform.errors import LostRace as LostRace
 from crm_platform.errors import NotFound as NotFound
 from crm_platform.errors import StaleVersion as StaleVersion
 from crm_platform.eventsourcing_internals import NotifiesSaves
-from crm_platform.idempotency import IdempotencyKey, IdempotencyRecord
-from crm_platform.outages import TRANSIENT_ERRORS
+from crm_platform.idempotency import IdempotencyKey, IdempotencyRecord, idempotent
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from activity.domain import Activity, CustomerFile
 from activity.rules import DiscoveryProfile
-
-P = ParamSpec("P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,46 +75,6 @@ class Outcome:
     replayed: bool = False
 
 
-def _idempotent(
-    command: Callable[Concatenate[ActivityApplication, P], Outcome],
-) -> Callable[Concatenate[ActivityApplication, P], Outcome]:
-    """Replays an earlier outcome under the same Idempotency-Key, looking only when needed.
-
-    The command runs first, without a look-up. If the key is new, the command's save
-    includes the key's record (whose id derives from caller and key, at version 1) and
-    commits. If the key was used before, that record exists, so the command cannot commit:
-    either it is refused on the way (the first run already changed the activity: stale
-    If-Match, already completed, ...) or its save conflicts on the record (IntegrityError,
-    handled in `_save`). Both paths then look the record up and answer as a pre-check would
-    have: the first outcome, or IdempotencyKeyReused for a different request. Nothing the
-    command did before it failed is kept, as commands change only unsaved aggregates. So
-    the record is read only on a repeat, not on every keyed command.
-    """
-    position = list(inspect.signature(command).parameters).index("idempotency") - 1
-
-    @functools.wraps(command)
-    def run(self: ActivityApplication, /, *args: P.args, **kwargs: P.kwargs) -> Outcome:
-        key = kwargs.get("idempotency", args[position] if len(args) > position else None)
-        if key is None:
-            return command(self, *args, **kwargs)
-        assert isinstance(key, IdempotencyKey)
-        try:
-            return command(self, *args, **kwargs)
-        except Forbidden:
-            # Authorization comes first: a key never lets a caller past what they may do now.
-            raise
-        except TRANSIENT_ERRORS:
-            # An outage: the look-up would only wait out the same outage a second time.
-            raise
-        except Exception:
-            # A repeat's refusal is not an answer: the first outcome (or the key's reuse) is.
-            if replay := self._replay(key):
-                return replay
-            raise
-
-    return run
-
-
 class ActivityApplication(NotifiesSaves[UUID]):
     name = "activity"
 
@@ -150,9 +105,9 @@ class ActivityApplication(NotifiesSaves[UUID]):
 
     # -- planning -------------------------------------------------------------------------
 
-    @_idempotent
+    @idempotent
     def plan(
-        self, actor: Actor, request: PlanRequest, idempotency: IdempotencyKey | None = None
+        self, actor: Actor, request: PlanRequest, *, idempotency: IdempotencyKey | None = None
     ) -> Outcome:
         now = self.clock()
         self._require_owner_or_manager(actor, request.owner, "plan")
@@ -162,7 +117,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         file.schedule(activity.id, activity.starts_at, now)
         return self._save(activity, [file], idempotency, status=201)
 
-    @_idempotent
+    @idempotent
     def register(
         self,
         actor: Actor,
@@ -218,7 +173,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
 
     # -- changing a planned activity ------------------------------------------------------
 
-    @_idempotent
+    @idempotent
     def move(
         self,
         actor: Actor,
@@ -245,7 +200,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         file.schedule(activity.id, activity.starts_at, now)
         return self._save(activity, [file], idempotency)
 
-    @_idempotent
+    @idempotent
     def retype(
         self,
         actor: Actor,
@@ -263,7 +218,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         )
         return self._save(activity, [], idempotency)
 
-    @_idempotent
+    @idempotent
     def reassign(
         self,
         actor: Actor,
@@ -279,12 +234,13 @@ class ActivityApplication(NotifiesSaves[UUID]):
         activity.reassign(owner=owner, actor=actor.user_id, now=self.clock())
         return self._save(activity, [], idempotency)
 
-    @_idempotent
+    @idempotent
     def add_attachment(
         self,
         actor: Actor,
         activity_id: UUID,
         attachment: AttachmentRequest,
+        *,
         expected_version: int | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
@@ -292,7 +248,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         self._attach(activity, actor, attachment, self.clock())
         return self._save(activity, [], idempotency, status=201)
 
-    @_idempotent
+    @idempotent
     def complete(
         self,
         actor: Actor,
@@ -335,7 +291,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
             file.record_profile(profile, activity.id, actor.user_id, now)
         return self._save(activity, others, idempotency)
 
-    @_idempotent
+    @idempotent
     def cancel(
         self,
         actor: Actor,

@@ -193,7 +193,9 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
             potential=body.potential_dkk,
             source=PotentialSource.MANUAL,
         )
-        outcome = app.register_assessed_customer(caller, item, keyed(caller, key, request, body))
+        outcome = app.register_assessed_customer(
+            caller, item, idempotency=keyed(caller, key, request, body)
+        )
         return respond("register", outcome, request, response)
 
     @router.get(

@@ -25,7 +25,12 @@ from uuid import UUID
 from crm_contracts.enums import Segment
 from crm_platform.actors import Actor
 from crm_platform.auth.principal import normalize_user_id
-from crm_platform.idempotency import IdempotencyKey, IdempotencyRecord
+from crm_platform.idempotency import (
+    IdempotencyKey,
+    IdempotencyRecord,
+    idempotent,
+    replayed_by,
+)
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
@@ -70,6 +75,7 @@ class SegmentationApplication(SegmentationStore):
 
     # -- customers ------------------------------------------------------------------------
 
+    @idempotent
     def register_customer(
         self,
         actor: Actor,
@@ -86,8 +92,6 @@ class SegmentationApplication(SegmentationStore):
             owner is None or not actor.may_act_for(owner)
         ):
             raise Forbidden("a consultant may only register customers they own themselves")
-        if replay := self._replay(idempotency):
-            return replay
         adopted = self.current_policy()
         customer = Customer.register(
             customer_id=customer_id or str(uuid.uuid4()),
@@ -102,20 +106,13 @@ class SegmentationApplication(SegmentationStore):
             raise exists(customer.customer_id)
         return self._save(customer, adopted, idempotency, status=201, creating=True)
 
+    @idempotent
     def register_assessed_customer(
-        self, actor: Actor, item: NewCustomer, idempotency: IdempotencyKey | None = None
+        self, actor: Actor, item: NewCustomer, *, idempotency: IdempotencyKey | None = None
     ) -> Outcome:
         """A customer and its potential in one transaction (managers only, as any potential)."""
         self._require_manager(actor, "assess potentials")
-        if replay := self._replay(idempotency):
-            return replay
-        try:
-            (customer,) = self._register_many(actor, [item], idempotency)
-        except DomainError:
-            # A twin request under the same key may have committed in between.
-            if replay := self._replay(idempotency):
-                return replay
-            raise
+        (customer,) = self._register_many(actor, [item], idempotency)
         return Outcome(customer, 201)
 
     def register_customers(self, actor: Actor, items: Sequence[NewCustomer]) -> list[Customer]:
@@ -173,6 +170,7 @@ class SegmentationApplication(SegmentationStore):
             return [self._catch_up(c, adopted.version) for c in customers.values()]
         return list(customers.values())
 
+    @idempotent
     def rename(
         self,
         actor: Actor,
@@ -187,12 +185,11 @@ class SegmentationApplication(SegmentationStore):
             customer.owner and actor.may_act_for(customer.owner)
         ):
             raise Forbidden("only the customer's owner or a sales manager may rename it")
-        if replay := self._replay(idempotency):
-            return replay
         self._require_version(customer, expected_version)
         customer.rename(name, actor=actor.user_id, now=self.clock())
         return self._save(customer, None, idempotency)
 
+    @idempotent
     def change_owner(
         self,
         actor: Actor,
@@ -203,13 +200,12 @@ class SegmentationApplication(SegmentationStore):
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
         self._require_manager(actor, "change a customer's owner")
-        if replay := self._replay(idempotency):
-            return replay
         customer = self._for_change(customer_id, expected_version)
         owner = normalize_user_id(owner) if owner else None
         customer.change_owner(owner, actor=actor.user_id, now=self.clock())
         return self._save(customer, None, idempotency)
 
+    @idempotent
     def assess_potential(
         self,
         actor: Actor,
@@ -225,8 +221,6 @@ class SegmentationApplication(SegmentationStore):
         """Also what the discovery-meeting consumer calls (source `discovery_meeting`); an
         assessment repeating the current one records nothing."""
         self._require_manager(actor, "assess potentials")
-        if replay := self._replay(idempotency):
-            return replay
         now, adopted = self.clock(), self.current_policy()
         customer = self._for_change(customer_id, expected_version)
         customer.assess_potential(
@@ -240,6 +234,7 @@ class SegmentationApplication(SegmentationStore):
         )
         return self._save(customer, adopted, idempotency)
 
+    @idempotent
     def start_agreement(
         self,
         actor: Actor,
@@ -251,8 +246,6 @@ class SegmentationApplication(SegmentationStore):
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
         self._require_manager(actor, "record annual agreements")
-        if replay := self._replay(idempotency):
-            return replay
         adopted = self.current_policy()
         customer = self._for_change(customer_id, expected_version)
         customer.start_agreement(
@@ -260,6 +253,7 @@ class SegmentationApplication(SegmentationStore):
         )
         return self._save(customer, adopted, idempotency)
 
+    @idempotent
     def end_agreement(
         self,
         actor: Actor,
@@ -271,8 +265,6 @@ class SegmentationApplication(SegmentationStore):
     ) -> Outcome:
         """`ends_on` is the agreement's new last day (inclusive); default yesterday."""
         self._require_manager(actor, "end annual agreements")
-        if replay := self._replay(idempotency):
-            return replay
         adopted = self.current_policy()
         customer = self._for_change(customer_id, expected_version)
         customer.end_agreement(
@@ -320,6 +312,7 @@ class SegmentationApplication(SegmentationStore):
 
     # -- policy ---------------------------------------------------------------------------
 
+    @replayed_by("_replay_policy")
     def set_policy(
         self,
         actor: Actor,
@@ -329,10 +322,6 @@ class SegmentationApplication(SegmentationStore):
         idempotency: IdempotencyKey | None = None,
     ) -> PolicyOutcome:
         """Adopt a new policy version and queue the recomputation of every customer."""
-        if idempotency is not None and (record := self._idempotency_record(idempotency)):
-            job: Recomputation = self.repository.get(record.resource_id)
-            adopted = self.policy(job.policy_version)
-            return PolicyOutcome(adopted, job, record.status, replayed=True)
         self._require_manager(actor, "change the segmentation policy")
         now = self.clock()
         book = self._book() or PolicyBook.open(now)
@@ -368,12 +357,18 @@ class SegmentationApplication(SegmentationStore):
         try:
             self.save(*items)
         except IntegrityError:
-            if idempotency is not None and self._idempotency_record(idempotency):
-                return self.set_policy(actor, policy, idempotency=idempotency)
+            # Under a key, `replayed_by` then looks for an earlier outcome of that key.
             raise LostRace(
                 "the policy changed while this one was adopted; read it again", retry=True
             ) from None
         return PolicyOutcome(adopted, job)
+
+    def _replay_policy(self, key: IdempotencyKey) -> PolicyOutcome | None:
+        record = self._idempotency_record(key)
+        if record is None:
+            return None
+        job: Recomputation = self.repository.get(record.resource_id)
+        return PolicyOutcome(self.policy(job.policy_version), job, record.status, replayed=True)
 
     def policy(self, version: int | None = None) -> AdoptedPolicy:
         if version is None:

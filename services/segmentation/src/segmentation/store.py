@@ -236,8 +236,7 @@ class SegmentationStore(NotifiesSaves[UUID]):
         try:
             self.save(*items)
         except IntegrityError:
-            if replay := self._replay(idempotency):
-                return replay
+            # Under a key, `idempotent` then looks for an earlier outcome of that key.
             if creating:
                 raise exists(customer.customer_id) from None
             raise LostRace(
