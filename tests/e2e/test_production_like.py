@@ -43,6 +43,7 @@ from tests.e2e.stack_fixture import (
     unique_prefix,
 )
 from tests.fakes import GraphFake
+from tests.fakes.graph_fake import start_of
 from tests.support.schemas import drop_schemas
 
 pytestmark = pytest.mark.timeout(300)
@@ -116,21 +117,6 @@ def post_retrying(http: httpx.Client, path: str, body: dict[str, Any]) -> dict[s
         answer: dict[str, Any] = ok(response, 200, 201)
         return answer
     raise AssertionError(f"POST {path} lost its race 20 times")
-
-
-def outlook(graph: GraphFake, mailbox: str) -> dict[str, list[dict[str, Any]]]:
-    """The mailbox's CRM events by activity id (a list: duplicates must show)."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    for event in graph.events(mailbox):
-        for prop in event.get("singleValueExtendedProperties") or []:
-            found.setdefault(prop["value"], []).append(event)
-    return found
-
-
-def graph_start(event: dict[str, Any]) -> datetime:
-    start = event["start"]
-    assert start["timeZone"] == "UTC", start
-    return datetime.fromisoformat(start["dateTime"][:26]).replace(tzinfo=UTC)
 
 
 def status_meetings(caller: Caller, customer_id: str) -> tuple[int, int] | None:
@@ -284,7 +270,7 @@ def test_a_customer_and_its_meetings_travel_through_all_three_services(
 
     # activity → crm.activity.events.v1 → calendar-sync → the consultant's Outlook.
     def in_outlook() -> dict[str, Any] | None:
-        events = outlook(graph, owner).get(planned["id"], [])
+        events = graph.crm_events(owner).get(planned["id"], [])
         return events[0] if events else None
 
     event = eventually(
@@ -293,7 +279,7 @@ def test_a_customer_and_its_meetings_travel_through_all_three_services(
         message="the planned meeting in the owner's Outlook",
         explain=["activity-relay", "calendar-sync-consumer"],
     )
-    assert graph_start(event) == datetime.fromisoformat(planned["starts_at"])
+    assert start_of(event) == datetime.fromisoformat(planned["starts_at"])
     eventually(
         stack,
         lambda: (in_outlook() or {}).get("subject") == f"Statusmøde: Status – {CUSTOMER_NAME}",
@@ -325,7 +311,7 @@ def test_a_customer_and_its_meetings_travel_through_all_three_services(
     )
 
     def both_in_outlook() -> bool:
-        events = outlook(graph, owner)
+        events = graph.crm_events(owner)
         done = events.get(planned["id"], [{}])[0]
         return "Udført" in done.get("categories", []) and len(events.get(next_id, [])) == 1
 
@@ -335,7 +321,7 @@ def test_a_customer_and_its_meetings_travel_through_all_three_services(
         message="the held meeting marked done and the next one in Outlook",
         explain=["calendar-sync-consumer"],
     )
-    assert {k: len(v) for k, v in outlook(graph, owner).items()} == {planned["id"]: 1, next_id: 1}
+    assert {k: len(v) for k, v in graph.crm_events(owner).items()} == {planned["id"]: 1, next_id: 1}
     for caller in (mia, anna):
         caller.close()
 
@@ -378,7 +364,7 @@ def test_consumers_killed_mid_stream_converge_without_loss_or_duplicates(
         flowing = [pool.submit(work, n, c) for n, c in enumerate(customers)]
         eventually(
             stack,
-            lambda: len(outlook(graph, owner)) >= 15 or any(f.done() for f in flowing),
+            lambda: len(graph.crm_events(owner)) >= 15 or any(f.done() for f in flowing),
             message="the first events in Outlook",
             explain=["calendar-sync-consumer"],
         )
@@ -387,7 +373,7 @@ def test_consumers_killed_mid_stream_converge_without_loss_or_duplicates(
         stack.kill("segmentation-workers")
         for future in flowing:
             future.result()  # raises what a worker thread raised
-    in_outlook_at_restart = len(outlook(graph, owner))
+    in_outlook_at_restart = len(graph.crm_events(owner))
     stack.start("calendar-sync-consumer", "segmentation-workers")
 
     everything = {a for ids in planned.values() for a in ids}
@@ -397,7 +383,7 @@ def test_consumers_killed_mid_stream_converge_without_loss_or_duplicates(
     done = {a for ids in planned.values() for a in ids[:completed_per_customer]}
 
     def converged() -> bool:
-        events = outlook(graph, owner)
+        events = graph.crm_events(owner)
         return (
             set(events) == everything
             and all(len(v) == 1 for v in events.values())
@@ -412,7 +398,7 @@ def test_consumers_killed_mid_stream_converge_without_loss_or_duplicates(
         f"{len(done)} of them done",
         explain=["calendar-sync-consumer"],
     )
-    events = outlook(graph, owner)
+    events = graph.crm_events(owner)
     eventually(
         stack,
         lambda: all(
@@ -436,8 +422,8 @@ def test_consumers_killed_mid_stream_converge_without_loss_or_duplicates(
     event_ids = {a: e[0]["id"] for a, e in events.items()}
 
     def moves_landed() -> bool:
-        now = outlook(graph, owner)
-        return all(graph_start(now[a][0]) == to for a, to in moved.items())
+        now = graph.crm_events(owner)
+        return all(start_of(now[a][0]) == to for a, to in moved.items())
 
     eventually(
         stack,
@@ -446,7 +432,7 @@ def test_consumers_killed_mid_stream_converge_without_loss_or_duplicates(
         message="the moves in Outlook",
         explain=["calendar-sync-consumer"],
     )
-    after = outlook(graph, owner)
+    after = graph.crm_events(owner)
     assert {a: [e["id"] for e in v] for a, v in after.items()} == {
         a: [i] for a, i in event_ids.items()
     }

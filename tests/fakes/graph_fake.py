@@ -238,6 +238,14 @@ class GraphFake:
             for e in self.store.all(upn.lower())
         ]
 
+    def crm_events(self, upn: str) -> dict[str, list[dict[str, Any]]]:
+        """The mailbox's events tagged with an activity id, by id (a list: duplicates show)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for event in self.events(upn):
+            for prop in event.get("singleValueExtendedProperties") or []:
+                found.setdefault(prop["value"], []).append(event)
+        return found
+
     def event(self, upn: str, event_id: str) -> dict[str, Any]:
         e = self.store.get(upn.lower(), event_id)
         return self.store.render(e, body_type=e.props["body"].get("contentType"), expand=[])
@@ -397,3 +405,10 @@ def _aad_error(status: int, error: str, code: int, description: str) -> _Answer:
             "correlation_id": secrets.token_hex(16),
         },
     )
+
+
+def start_of(event: dict[str, Any]) -> datetime:
+    """When a rendered event starts (the fake renders in UTC)."""
+    start = event["start"]
+    assert start["timeZone"] == "UTC", start
+    return datetime.fromisoformat(start["dateTime"][:26]).replace(tzinfo=UTC)

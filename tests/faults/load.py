@@ -21,6 +21,7 @@ import httpx
 from kafka import KafkaConsumer, TopicPartition
 
 from tests.e2e.stack_fixture import Caller
+from tests.fakes.graph_fake import start_of
 
 COMMAND_DEADLINE_S: Final = 90.0
 # A client that lost its connection tries again soon; nothing tells it when.
@@ -221,25 +222,10 @@ def first_occurrences(versions: list[int]) -> list[int]:
     return seen
 
 
-def outlook(graph: Any, mailbox: str) -> dict[str, list[dict[str, Any]]]:
-    """The mailbox's CRM events by activity id (a list: duplicates must show)."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    for event in graph.events(mailbox):
-        for prop in event.get("singleValueExtendedProperties") or []:
-            found.setdefault(prop["value"], []).append(event)
-    return found
-
-
-def graph_start(event: dict[str, Any]) -> datetime:
-    start = event["start"]
-    assert start["timeZone"] == "UTC", start
-    return datetime.fromisoformat(start["dateTime"][:26]).replace(tzinfo=UTC)
-
-
 def in_outlook(graph: Any, load: Load) -> bool:
     """One Outlook event per planned activity, at the activity's latest time."""
-    events = outlook(graph, load.owner)
+    events = graph.crm_events(load.owner)
     planned = load.expected()
     return set(events) == set(planned) and all(
-        len(events[a]) == 1 and graph_start(events[a][0]) == p.starts_at for a, p in planned.items()
+        len(events[a]) == 1 and start_of(events[a][0]) == p.starts_at for a, p in planned.items()
     )
