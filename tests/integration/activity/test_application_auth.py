@@ -7,7 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from activity.application import ActivityApplication, AttachmentRequest, Forbidden, PlanRequest
+from activity.application import (
+    ActivityApplication,
+    AttachmentRequest,
+    Forbidden,
+    PlanRequest,
+    RegistrationRequest,
+)
 from activity.domain import CANCELLED, COMPLETED, Activity
 from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason, Segment
 from crm_platform.auth.principal import Principal
@@ -61,19 +67,15 @@ def refused(
     return raised.value
 
 
-def register_kwargs(clock: ManualClock, owner: str) -> dict[str, Any]:
-    return {
-        "customer_id": CUSTOMER,
-        "owner": owner,
-        "type_": ActivityType.CONTACT,
-        "channel": Channel.PHONE,
-        "occurred_at": clock.now - HOUR,
-        "subject": None,
-        "note": VALUABLE,
-        "next_step": None,
-        "discovery_profile": None,
-        "next_activity": None,
-    }
+def registration(clock: ManualClock, owner: str) -> RegistrationRequest:
+    return RegistrationRequest(
+        customer_id=CUSTOMER,
+        owner=owner,
+        type=ActivityType.CONTACT,
+        channel=Channel.PHONE,
+        occurred_at=clock.now - HOUR,
+        note=VALUABLE,
+    )
 
 
 CHANGES: dict[str, Callable[[ActivityApplication, Principal, Activity], object]] = {
@@ -142,10 +144,10 @@ def test_a_consultant_plans_and_registers_only_for_themselves(
 ) -> None:
     refused(app, lambda: app.plan(BO, request(clock, owner=ANNA.user_id)))
     refused(app, lambda: app.plan(NOBODY, request(clock, owner=NOBODY.user_id)))
-    refused(app, lambda: app.register(BO, **register_kwargs(clock, ANNA.user_id)))
+    refused(app, lambda: app.register(BO, registration(clock, ANNA.user_id)))
 
     own = app.plan(BO, request(clock, owner=BO.user_id)).activity
-    registered = app.register(BO, **register_kwargs(clock, BO.user_id)).activity
+    registered = app.register(BO, registration(clock, BO.user_id)).activity
     assert (own.owner, registered.owner) == (BO.user_id, BO.user_id)
 
 
@@ -153,7 +155,7 @@ def test_a_manager_plans_and_registers_for_a_consultant(
     app: ActivityApplication, clock: ManualClock
 ) -> None:
     planned = app.plan(MIA, request(clock, owner=ANNA.user_id)).activity
-    registered = app.register(MIA, **register_kwargs(clock, ANNA.user_id)).activity
+    registered = app.register(MIA, registration(clock, ANNA.user_id)).activity
 
     assert (planned.owner, registered.owner) == (ANNA.user_id, ANNA.user_id)
     assert app.history(planned.id)[0].actor == MIA.user_id

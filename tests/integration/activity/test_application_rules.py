@@ -19,6 +19,7 @@ from activity.application import (
     AttachmentRequest,
     NotFound,
     PlanRequest,
+    RegistrationRequest,
 )
 from activity.domain import CANCELLED, COMPLETED, PLANNED, Activity, CustomerFile
 from activity.rules import DISCOVERY_FIELDS, DomainError
@@ -93,17 +94,13 @@ def register(app: ActivityApplication, clock: ManualClock, **overrides: Any) -> 
     arguments: dict[str, Any] = {
         "customer_id": CUSTOMER,
         "owner": ANNA.user_id,
-        "type_": ActivityType.CONTACT,
+        "type": ActivityType.CONTACT,
         "channel": Channel.PHONE,
         "occurred_at": clock.now - HOUR,
-        "subject": None,
         "note": VALUABLE,
-        "next_step": None,
-        "discovery_profile": None,
-        "next_activity": None,
     }
     arguments.update(overrides)
-    return app.register(ANNA, **arguments).activity
+    return app.register(ANNA, RegistrationRequest(**arguments)).activity
 
 
 def complete(app: ActivityApplication, activity_id: UUID, **overrides: Any) -> Activity:
@@ -400,7 +397,7 @@ def test_R3_an_unplanned_physical_meeting_must_be_an_unannounced_visit(
         lambda: register(
             app,
             clock,
-            type_=type_,
+            type=type_,
             channel=Channel.PHYSICAL,
             discovery_profile=PROFILE,
         ),
@@ -413,7 +410,7 @@ def test_R3_R4_an_unannounced_visit_is_registered_completed_whatever_its_note(
     app: ActivityApplication, clock: ManualClock, customer: str
 ) -> None:
     activity = register(
-        app, clock, type_=ActivityType.UNANNOUNCED_VISIT, channel=Channel.PHYSICAL, note="ok"
+        app, clock, type=ActivityType.UNANNOUNCED_VISIT, channel=Channel.PHYSICAL, note="ok"
     )
     stored = app.activity(activity.id)
     assert (stored.status, stored.type, stored.channel, stored.note) == (
@@ -736,13 +733,13 @@ def test_R9_a_registered_proposal_meeting_needs_its_proposal(
 ) -> None:
     error = refused(
         app,
-        lambda: register(app, clock, type_=ActivityType.PROPOSAL_MEETING, channel=Channel.VIDEO),
+        lambda: register(app, clock, type=ActivityType.PROPOSAL_MEETING, channel=Channel.VIDEO),
     )
     assert error.code == "R9"
     activity = register(
         app,
         clock,
-        type_=ActivityType.PROPOSAL_MEETING,
+        type=ActivityType.PROPOSAL_MEETING,
         channel=Channel.VIDEO,
         attachments=[PROPOSAL],
     )
@@ -804,13 +801,13 @@ def test_R10_a_registered_discovery_meeting_records_the_profile(
 ) -> None:
     error = refused(
         app,
-        lambda: register(app, clock, type_=ActivityType.DISCOVERY_MEETING, channel=Channel.VIDEO),
+        lambda: register(app, clock, type=ActivityType.DISCOVERY_MEETING, channel=Channel.VIDEO),
     )
     assert error.code == "R10"
     activity = register(
         app,
         clock,
-        type_=ActivityType.DISCOVERY_MEETING,
+        type=ActivityType.DISCOVERY_MEETING,
         channel=Channel.VIDEO,
         discovery_profile=PROFILE,
     )

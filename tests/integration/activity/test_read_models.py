@@ -9,7 +9,12 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from activity.application import ActivityApplication, AttachmentRequest, PlanRequest
+from activity.application import (
+    ActivityApplication,
+    AttachmentRequest,
+    PlanRequest,
+    RegistrationRequest,
+)
 from activity.projections import (
     ACTIVITY_TOPICS,
     REBUILD_NAME,
@@ -102,16 +107,14 @@ def make_history(sales: Sales) -> History:
     app.retype(ANNA, a1, type_=ActivityType.SALES_MEETING, channel=None, reason="Vil købe")
     r1 = app.register(
         ANNA,
-        customer_id="K4",
-        owner=ANNA.user_id,
-        type_=ActivityType.CONTACT,
-        channel=Channel.PHONE,
-        occurred_at=T0 - timedelta(hours=1),
-        subject=None,
-        note=VALUABLE_NOTE,
-        next_step=None,
-        discovery_profile=None,
-        next_activity=None,
+        RegistrationRequest(
+            customer_id="K4",
+            owner=ANNA.user_id,
+            type=ActivityType.CONTACT,
+            channel=Channel.PHONE,
+            occurred_at=T0 - timedelta(hours=1),
+            note=VALUABLE_NOTE,
+        ),
     ).activity.id
     next_meeting = PlanRequest(
         "K2",

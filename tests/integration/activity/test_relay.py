@@ -28,6 +28,7 @@ from activity.application import (
     ActivityApplication,
     AttachmentRequest,
     PlanRequest,
+    RegistrationRequest,
 )
 from activity.consumers import CustomerDirectory
 from activity.domain import Activity
@@ -183,16 +184,14 @@ def test_every_activity_event_reaches_the_topic_as_its_contract_message(
     held_at = clock.now - timedelta(hours=2)
     registered = app.register(
         ANNA,
-        customer_id=CUSTOMER,
-        owner=ANNA.user_id,
-        type_=ActivityType.CONTACT,
-        channel=Channel.PHONE,
-        occurred_at=held_at,
-        subject=None,
-        note="Kunden overvejer en kampagne i uge 12 med print og web",
-        next_step=None,
-        discovery_profile=None,
-        next_activity=None,
+        RegistrationRequest(
+            customer_id=CUSTOMER,
+            owner=ANNA.user_id,
+            type=ActivityType.CONTACT,
+            channel=Channel.PHONE,
+            occurred_at=held_at,
+            note="Kunden overvejer en kampagne i uge 12 med print og web",
+        ),
     ).activity
 
     broker, publisher = in_process(tmp_path)

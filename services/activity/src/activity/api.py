@@ -141,18 +141,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         key: IdemKey = None,
     ) -> ActivityOut:
         outcome = app.register(
-            caller,
-            customer_id=body.customer_id,
-            owner=body.owner,
-            type_=body.type,
-            channel=body.channel,
-            occurred_at=body.occurred_at,
-            subject=body.subject,
-            note=body.note,
-            next_step=body.next_step,
-            discovery_profile=_profile(body.discovery_profile),
-            next_activity=body.next_activity.to_request() if body.next_activity else None,
-            idempotency=keyed(caller, key, request, body),
+            caller, body.to_request(), idempotency=keyed(caller, key, request, body)
         )
         return respond("register", outcome, request, response)
 

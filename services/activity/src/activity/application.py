@@ -57,6 +57,23 @@ class PlanRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class RegistrationRequest:
+    """An activity held without being planned, registered after the fact (R3, R4)."""
+
+    customer_id: str
+    owner: str
+    type: ActivityType
+    channel: Channel
+    occurred_at: datetime
+    note: str
+    subject: str | None = None
+    next_step: str | None = None
+    discovery_profile: dict[str, Any] | None = None
+    next_activity: PlanRequest | None = None
+    attachments: Sequence[AttachmentRequest] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class AttachmentRequest:
     kind: AttachmentKind
     filename: str
@@ -121,40 +138,35 @@ class ActivityApplication(NotifiesSaves[UUID]):
     def register(
         self,
         actor: Actor,
+        request: RegistrationRequest,
         *,
-        customer_id: str,
-        owner: str,
-        type_: ActivityType,
-        channel: Channel,
-        occurred_at: datetime,
-        subject: str | None,
-        note: str,
-        next_step: str | None,
-        discovery_profile: dict[str, Any] | None,
-        next_activity: PlanRequest | None,
         idempotency: IdempotencyKey | None = None,
-        attachments: Sequence[AttachmentRequest] = (),
     ) -> Outcome:
         now = self.clock()
-        self._require_owner_or_manager(actor, owner, "register activities")
-        customer = self._known_customer(customer_id)
-        profile = DiscoveryProfile.from_mapping(discovery_profile) if discovery_profile else None
-        file = self._customer_file(customer.customer_id, now)
-        follow_up = (
-            self._new_activity(actor, next_activity, customer.customer_id, now)
-            if next_activity
+        self._require_owner_or_manager(actor, request.owner, "register activities")
+        customer = self._known_customer(request.customer_id)
+        profile = (
+            DiscoveryProfile.from_mapping(request.discovery_profile)
+            if request.discovery_profile
             else None
         )
+        file = self._customer_file(customer.customer_id, now)
+        follow_up = (
+            self._new_activity(actor, request.next_activity, customer.customer_id, now)
+            if request.next_activity
+            else None
+        )
+        attachments = request.attachments
         activity = Activity.register(
             activity_id=uuid.uuid4(),
             customer_id=customer.customer_id,
-            owner=owner,
-            type_=type_,
-            channel=channel,
-            held_at=occurred_at,
-            subject=subject,
-            note=note,
-            next_step=next_step,
+            owner=request.owner,
+            type_=request.type,
+            channel=request.channel,
+            held_at=request.occurred_at,
+            subject=request.subject,
+            note=request.note,
+            next_step=request.next_step,
             discovery_profile=profile,
             next_activity_id=follow_up.id if follow_up else None,
             actor=actor.user_id,

@@ -23,7 +23,7 @@ from crm_contracts.primitives import Reason as RequiredReason
 from crm_platform.values import Instant, MoneyIn
 from pydantic import BaseModel, ConfigDict, Field
 
-from activity.application import AttachmentRequest, PlanRequest
+from activity.application import AttachmentRequest, PlanRequest, RegistrationRequest
 from activity.domain import Activity
 from activity.rules import STOCK_PHRASES, VALUABLE_NOTE_MIN_CHARS
 
@@ -139,6 +139,22 @@ class RegistrationIn(Body):
     next_step: Note | None = None
     discovery_profile: DiscoveryProfileIn | None = None
     next_activity: PlanIn | None = None
+
+    def to_request(self) -> RegistrationRequest:
+        return RegistrationRequest(
+            customer_id=self.customer_id,
+            owner=self.owner,
+            type=self.type,
+            channel=self.channel,
+            occurred_at=self.occurred_at,
+            note=self.note,
+            subject=self.subject,
+            next_step=self.next_step,
+            discovery_profile=(
+                self.discovery_profile.model_dump() if self.discovery_profile else None
+            ),
+            next_activity=self.next_activity.to_request() if self.next_activity else None,
+        )
 
 
 class AttachmentOut(BaseModel):
