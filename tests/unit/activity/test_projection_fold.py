@@ -30,17 +30,23 @@ ANNA, BO, MIA = "anna@example.dk", "bo@example.dk", "mia@example.dk"
 NOTE = "Kunden vil have tilbud på 4 ugers print før åbningen"
 
 
-def planned(starts_at: datetime = NOW + timedelta(days=1, hours=1)) -> Activity:
+def planned(
+    starts_at: datetime = NOW + timedelta(days=1, hours=1),
+    *,
+    subject: str = "Forårskampagne",
+    minutes: int = 30,
+    agenda: str | None = None,
+) -> Activity:
     return Activity.plan(
         activity_id=uuid.uuid4(),
         customer_id="K1",
         owner=ANNA,
         type_=ActivityType.CONTACT,
         channel=Channel.PHONE,
-        subject="Forårskampagne",
+        subject=subject,
         starts_at=starts_at,
-        ends_at=starts_at + timedelta(minutes=30),
-        agenda=None,
+        ends_at=starts_at + timedelta(minutes=minutes),
+        agenda=agenda,
         actor=ANNA,
         now=NOW,
     )
@@ -261,19 +267,7 @@ def test_cursors_round_trip_and_refuse_anything_else() -> None:
 )
 def test_whatever_the_door_accepts_folds(subject: str, starts_at: datetime, minutes: int) -> None:
     try:
-        activity = Activity.plan(
-            activity_id=uuid.uuid4(),
-            customer_id="K1",
-            owner=ANNA,
-            type_=ActivityType.CONTACT,
-            channel=Channel.PHONE,
-            subject=subject,
-            starts_at=starts_at,
-            ends_at=starts_at + timedelta(minutes=minutes),
-            agenda=subject,
-            actor=ANNA,
-            now=NOW,
-        )
+        activity = planned(starts_at, subject=subject, minutes=minutes, agenda=subject)
     except DomainError:
         assume(False)  # the rules refuse it (R5: a subject that says nothing); not our case
 

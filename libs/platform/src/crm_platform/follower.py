@@ -133,8 +133,10 @@ class LogFollower:
                     self._park(tx, notification, WAITING)
                 tx.track(self.source, last)
         except IntegrityError:
-            # Another instance got there first: re-read where the view stands.
+            # Another instance got there first: re-read where the view stands, and what it
+            # may have parked meanwhile.
             self._position = None
+            self._blocked = None
             return 0
         self._position = last
         return len(notifications)
@@ -155,6 +157,7 @@ class LogFollower:
                     tx.track(self.source, notification.id)
             except IntegrityError:
                 self._position = None
+                self._blocked = None
                 return done
             self._position = notification.id
             done += 1
@@ -180,8 +183,9 @@ class LogFollower:
         self._blocked_subjects().add(subject)
 
     def _blocked_subjects(self) -> set[str]:
-        # Only this worker parks and resolves its own entries, so after one read at start
-        # the set stays right without a query per batch.
+        # Only this worker parks and resolves its entries, so after one read the set stays
+        # right without a query per batch; another instance's progress (IntegrityError)
+        # makes it read again.
         if self._blocked is None:
             self._blocked = self._parking.subjects(self.worker) if self._parking else set()
         return self._blocked
@@ -209,7 +213,7 @@ class LogFollower:
                     self._parking.failed_again(entry.id, error)
                     break
                 resolved += 1
-            if not self._parking.subjects_of(self.worker, subject):
+            if not self._parking.parked_count(self.worker, subject):
                 self._blocked_subjects().discard(subject)
         return resolved
 

@@ -71,6 +71,11 @@ class ParkingLot(SqlView):
 
     def __init__(self, env: Mapping[str, str], service: str) -> None:
         name = f"{service}_parked"
+        # Parking writes ride on the workers' own transactions; the lot's own queries (a
+        # retry's look-up, the ops listing) are rare, so its pool stays small: a service's
+        # pools are opened at their size when it starts (#16's connection budget).
+        if "POSTGRES_POOL_SIZE" in env:
+            env = {**env, "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "2"}
         # PostgreSQL puts an index in its table's schema and refuses a qualified index name.
         self.ddl = (
             *type(self).ddl,
@@ -127,7 +132,7 @@ class ParkingLot(SqlView):
         )
         return row is not None
 
-    def subjects_of(self, worker: str, subject: str) -> int:
+    def parked_count(self, worker: str, subject: str) -> int:
         """How many events of `subject` are parked by `worker`."""
         row = self.query_one(
             "SELECT COUNT(*) AS n FROM {t}events WHERE worker = ? AND subject = ?",
