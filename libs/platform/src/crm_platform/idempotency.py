@@ -18,9 +18,10 @@ from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from crm_platform.errors import Forbidden
+from crm_platform.errors import Forbidden, StaleVersion
 from crm_platform.outages import TRANSIENT_ERRORS
 
 # Refusals a key never turns into a replay (see `idempotent`).
@@ -109,6 +110,44 @@ class IdempotencyRecord(Aggregate):
     def check(self, key: IdempotencyKey) -> None:
         if key.fingerprint != self.fingerprint:
             raise IdempotencyKeyReused(key.key)
+
+
+def keyed(
+    items: list[Aggregate],
+    key: IdempotencyKey | None,
+    resource: Aggregate,
+    status: int,
+    now: datetime,
+) -> list[Aggregate]:
+    """The aggregates a command saves, plus its key's record when it runs under one."""
+    if key is None:
+        return items
+    return [*items, IdempotencyRecord.record(key, resource.id, resource.version, status, now)]
+
+
+def first_outcome(repository: Any, key: IdempotencyKey | None) -> tuple[Any, int] | None:
+    """The resource (at the version it had) and status a key's first request produced, or None
+    if the key is new. Raises IdempotencyKeyReused for a different request under the key."""
+    if key is None:
+        return None
+    try:
+        record = repository.get(key.record_id)
+    except AggregateNotFoundError:
+        return None
+    if not isinstance(record, IdempotencyRecord):
+        return None
+    record.check(key)
+    return repository.get(record.resource_id, version=record.resource_version), record.status
+
+
+def require_version(aggregate: Aggregate, expected_version: int | None, what: str) -> None:
+    """A conditional command (If-Match) runs only on the version the caller read."""
+    if expected_version is not None and expected_version != aggregate.version:
+        raise StaleVersion(
+            f"the {what} is at version {aggregate.version}, not {expected_version}; "
+            "read it again",
+            current_version=aggregate.version,
+        )
 
 
 Command = Callable[Concatenate[A, P], O]

@@ -23,7 +23,13 @@ from crm_platform.errors import LostRace as LostRace
 from crm_platform.errors import NotFound as NotFound
 from crm_platform.errors import StaleVersion as StaleVersion
 from crm_platform.eventsourcing_internals import NotifiesSaves
-from crm_platform.idempotency import IdempotencyKey, IdempotencyRecord, idempotent
+from crm_platform.idempotency import (
+    IdempotencyKey,
+    first_outcome,
+    idempotent,
+    keyed,
+    require_version,
+)
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
@@ -462,12 +468,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         activity = self.activity(activity_id)
         if not actor.may_act_for(activity.owner):
             raise Forbidden("only the activity's owner or a sales manager may change it")
-        if expected_version is not None and expected_version != activity.version:
-            raise StaleVersion(
-                f"the activity is at version {activity.version}, not {expected_version}; "
-                "read it again",
-                current_version=activity.version,
-            )
+        require_version(activity, expected_version, "activity")
         return activity
 
     def _require_owner_or_manager(self, actor: Actor, owner: str, action: str) -> None:
@@ -475,17 +476,8 @@ class ActivityApplication(NotifiesSaves[UUID]):
             raise Forbidden(f"a consultant may only {action} for themselves")
 
     def _replay(self, key: IdempotencyKey | None) -> Outcome | None:
-        if key is None:
-            return None
-        try:
-            record: IdempotencyRecord = self.repository.get(key.record_id)
-        except AggregateNotFoundError:
-            return None
-        record.check(key)
-        activity: Activity = self.repository.get(
-            record.resource_id, version=record.resource_version
-        )
-        return Outcome(activity, record.status, replayed=True)
+        first = first_outcome(self.repository, key)
+        return Outcome(first[0], first[1], replayed=True) if first else None
 
     def _save(
         self,
@@ -495,13 +487,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         *,
         status: int = 200,
     ) -> Outcome:
-        items: list[Aggregate] = [activity, *others]
-        if idempotency is not None:
-            items.append(
-                IdempotencyRecord.record(
-                    idempotency, activity.id, activity.version, status, self.clock()
-                )
-            )
+        items = keyed([activity, *others], idempotency, activity, status, self.clock())
         try:
             self.save(*items)
         except IntegrityError:
