@@ -166,10 +166,14 @@ class ActivityCancelled(ActivityEvent):
 
     owner: UserId
     reason: Reason
+    next_activity_id: UUID | None = Field(
+        default=None, description="The activity planned in its place, in the same save (R8)."
+    )
 
 
 class ActivityRegistered(ActivityEvent):
-    """An activity held without having been planned, recorded after the fact (R4)."""
+    """An activity held without having been planned in the CRM, recorded after the fact
+    (R3, R4). It counts towards the targets like a completed one."""
 
     ce_type: ClassVar[str] = "crm.activity.registered.v1"
 
@@ -177,6 +181,9 @@ class ActivityRegistered(ActivityEvent):
     type: ActivityType
     channel: Channel
     held_at: UtcDateTime = Field(description="When the unplanned activity took place (UTC).")
+    booked: bool = Field(
+        default=False, description="Agreed with the customer beforehand, though not planned."
+    )
     subject: Subject | None = None
     note: Note
     next_step: Note | None = None

@@ -15,13 +15,19 @@ Kind = Literal["invalid", "conflict"]
 
 
 class DomainError(Exception):
-    """A command the rules refuse. `code` is stable (a rule such as `R8`, or a field name)."""
+    """A command the rules refuse.
+
+    `code` is what clients branch on: the guide's rule when one refused (`R9`), otherwise a
+    stable snake_case name (`unknown_customer`). `rule` and `field` are apart: a rule says
+    why, a field says what to change (`rule="R9"`, `field="attachments"`).
+    """
 
     def __init__(
         self,
         code: str,
         message: str,
         *,
+        field: str | None = None,
         kind: Kind = "invalid",
         details: Mapping[str, object] | None = None,
     ) -> None:
@@ -29,11 +35,29 @@ class DomainError(Exception):
         self.code = code
         self.message = message
         self.kind = kind
+        self.field = field if field is not None else _field_of(details)
         self.details = dict(details or {})
+        if field is not None:
+            self.details["field"] = field
+
+    @property
+    def rule(self) -> str | None:
+        """The sales guide's rule that refused the command, if one did."""
+        return self.code if is_rule(self.code) else None
 
     @property
     def status(self) -> int:
         return 409 if self.kind == "conflict" else 422
+
+
+def is_rule(code: str) -> bool:
+    """A guide rule's number (`R1`…`R10`), as opposed to a named code."""
+    return code.startswith("R") and code[1:].isdigit()
+
+
+def _field_of(details: Mapping[str, object] | None) -> str | None:
+    field = (details or {}).get("field")
+    return field if isinstance(field, str) else None
 
 
 class CommandRefused(Exception):

@@ -144,8 +144,7 @@ def require_version(aggregate: Aggregate, expected_version: int | None, what: st
     """A conditional command (If-Match) runs only on the version the caller read."""
     if expected_version is not None and expected_version != aggregate.version:
         raise StaleVersion(
-            f"the {what} is at version {aggregate.version}, not {expected_version}; "
-            "read it again",
+            f"the {what} is at version {aggregate.version}, not {expected_version}; read it again",
             current_version=aggregate.version,
         )
 

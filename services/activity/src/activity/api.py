@@ -236,11 +236,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         outcome = app.complete(
             caller,
             activity_id,
-            note=body.note,
-            next_step=body.next_step,
-            attachments=[a.to_request() for a in body.attachments],
-            discovery_profile=_profile(body.discovery_profile),
-            next_activity=body.next_activity.to_request() if body.next_activity else None,
+            body.to_request(),
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
@@ -249,7 +245,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
     @router.post(
         "/activities/{activity_id:uuid}/cancel",
         responses=changes,
-        summary="Cancel; refused for a prioritized customer's last one (R8)",
+        summary="Cancel, with the activity that replaces it (R8)",
     )
     def cancel(
         activity_id: UUID,
@@ -264,6 +260,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             caller,
             activity_id,
             reason=body.reason,
+            next_activity=body.next_activity.to_request() if body.next_activity else None,
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
@@ -335,10 +332,6 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         )
 
     return router
-
-
-def _profile(body: BaseModel | None) -> dict[str, Any] | None:
-    return body.model_dump() if body is not None else None
 
 
 def _snake(name: str) -> str:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason, Segment
+from crm_contracts.enums import ActivityType, Channel, MoveReason
 from crm_platform.actors import Actor, Clock, system_clock
 from crm_platform.errors import CommandRefused as CommandRefused
 from crm_platform.errors import DomainError
@@ -34,59 +34,24 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from activity.domain import Activity, CustomerFile
-from activity.rules import DiscoveryProfile
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerEntry:
-    customer_id: str
-    name: str
-    segment: str
-    prioritized: bool
+from activity.domain import (
+    Activity,
+    AttachmentRequest,
+    CompletionRequest,
+    CustomerFile,
+    PlanRequest,
+    RegistrationRequest,
+)
+from activity.rules import (
+    CustomerEntry,
+    DiscoveryProfile,
+    require_future_activity,
+    require_same_customer,
+)
 
 
 class CustomerDirectory(Protocol):
     def get(self, customer_id: str) -> CustomerEntry | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PlanRequest:
-    customer_id: str
-    owner: str
-    type: ActivityType
-    channel: Channel
-    subject: str
-    starts_at: datetime
-    ends_at: datetime
-    agenda: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RegistrationRequest:
-    """An activity held without being planned, registered after the fact (R3, R4)."""
-
-    customer_id: str
-    owner: str
-    type: ActivityType
-    channel: Channel
-    occurred_at: datetime
-    note: str
-    subject: str | None = None
-    next_step: str | None = None
-    discovery_profile: dict[str, Any] | None = None
-    next_activity: PlanRequest | None = None
-    attachments: Sequence[AttachmentRequest] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class AttachmentRequest:
-    kind: AttachmentKind
-    filename: str
-    media_type: str
-    size: int
-    sha256: str
-    uri: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +100,10 @@ class ActivityApplication(NotifiesSaves[UUID]):
         now = self.clock()
         self._require_owner_or_manager(actor, request.owner, "plan")
         customer = self._known_customer(request.customer_id)
-        activity = self._new_activity(actor, request, customer.customer_id, now)
+        activity = self._new_activity(actor, request, now)
         file = self._customer_file(customer.customer_id, now)
         file.schedule(activity.id, activity.starts_at, now)
-        return self._save(activity, [file], idempotency, status=201)
+        return self._save(activity, [file], idempotency, 201)
 
     @idempotent
     def register(
@@ -151,43 +116,22 @@ class ActivityApplication(NotifiesSaves[UUID]):
         now = self.clock()
         self._require_owner_or_manager(actor, request.owner, "register activities")
         customer = self._known_customer(request.customer_id)
-        profile = (
-            DiscoveryProfile.from_mapping(request.discovery_profile)
-            if request.discovery_profile
-            else None
-        )
-        file = self._customer_file(customer.customer_id, now)
-        follow_up = (
-            self._new_activity(actor, request.next_activity, customer.customer_id, now)
-            if request.next_activity
-            else None
-        )
-        attachments = request.attachments
+        profile = _profile(request.discovery_profile)
+        follow_up = self._follow_up(actor, request.next_activity, customer.customer_id, now)
         activity = Activity.register(
-            activity_id=uuid.uuid4(),
-            customer_id=customer.customer_id,
-            owner=request.owner,
-            type_=request.type,
-            channel=request.channel,
-            held_at=request.occurred_at,
-            subject=request.subject,
-            note=request.note,
-            next_step=request.next_step,
-            discovery_profile=profile,
+            uuid.uuid4(),
+            request,
+            profile=profile,
             next_activity_id=follow_up.id if follow_up else None,
             actor=actor.user_id,
             now=now,
-            proposal_attached=any(a.kind == AttachmentKind.PROPOSAL for a in attachments),
         )
-        for attachment in attachments:
+        for attachment in request.attachments:
             self._attach(activity, actor, attachment, now)
-        others: list[Aggregate] = [file]
-        if follow_up:
-            file.schedule(follow_up.id, follow_up.starts_at, now)
-            others.append(follow_up)
-        if profile:
-            file.record_profile(profile, activity.id, actor.user_id, now)
-        return self._save(activity, others, idempotency, status=201)
+        file = self._customer_file(customer.customer_id, now)
+        return self._save(
+            activity, self._filed(file, follow_up, profile, activity, actor, now), idempotency, 201
+        )
 
     # -- changing a planned activity ------------------------------------------------------
 
@@ -264,50 +208,32 @@ class ActivityApplication(NotifiesSaves[UUID]):
     ) -> Outcome:
         activity = self._for_change(actor, activity_id, expected_version)
         self._attach(activity, actor, attachment, self.clock())
-        return self._save(activity, [], idempotency, status=201)
+        return self._save(activity, [], idempotency, 201)
 
     @idempotent
     def complete(
         self,
         actor: Actor,
         activity_id: UUID,
+        completion: CompletionRequest,
         *,
-        note: str,
-        next_step: str,
-        attachments: Sequence[AttachmentRequest] = (),
-        discovery_profile: dict[str, Any] | None = None,
-        next_activity: PlanRequest | None = None,
         expected_version: int | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
         now = self.clock()
         activity = self._for_change(actor, activity_id, expected_version)
-        profile = DiscoveryProfile.from_mapping(discovery_profile) if discovery_profile else None
-        for attachment in attachments:
+        profile = _profile(completion.discovery_profile)
+        for attachment in completion.attachments:
             self._attach(activity, actor, attachment, now)
-        follow_up = (
-            self._new_activity(actor, next_activity, activity.customer_id, now)
-            if next_activity
-            else None
-        )
+        follow_up = self._follow_up(actor, completion.next_activity, activity.customer_id, now)
         activity.complete(
-            note=note,
-            next_step=next_step,
-            discovery_profile=profile,
+            completion,
+            profile=profile,
             next_activity_id=follow_up.id if follow_up else None,
             actor=actor.user_id,
             now=now,
         )
-        file = self._customer_file(activity.customer_id, now)
-        self._require_future_activity(file, activity, follow_up, now, "completed")
-        file.close(activity.id, now)
-        others: list[Aggregate] = [file]
-        if follow_up:
-            file.schedule(follow_up.id, follow_up.starts_at, now)
-            others.append(follow_up)
-        if profile:
-            file.record_profile(profile, activity.id, actor.user_id, now)
-        return self._save(activity, others, idempotency)
+        return self._close(activity, follow_up, profile, actor, now, "completed", idempotency)
 
     @idempotent
     def cancel(
@@ -316,16 +242,20 @@ class ActivityApplication(NotifiesSaves[UUID]):
         activity_id: UUID,
         *,
         reason: str,
+        next_activity: PlanRequest | None = None,
         expected_version: int | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
         now = self.clock()
         activity = self._for_change(actor, activity_id, expected_version)
-        activity.cancel(reason=reason, actor=actor.user_id, now=now)
-        file = self._customer_file(activity.customer_id, now)
-        self._require_future_activity(file, activity, None, now, "cancelled")
-        file.close(activity.id, now)
-        return self._save(activity, [file], idempotency)
+        follow_up = self._follow_up(actor, next_activity, activity.customer_id, now)
+        activity.cancel(
+            reason=reason,
+            next_activity_id=follow_up.id if follow_up else None,
+            actor=actor.user_id,
+            now=now,
+        )
+        return self._close(activity, follow_up, None, actor, now, "cancelled", idempotency)
 
     # -- queries --------------------------------------------------------------------------
 
@@ -380,29 +310,58 @@ class ActivityApplication(NotifiesSaves[UUID]):
             raise AggregateNotFoundError(activity_id)
         return version
 
-    def _new_activity(
-        self, actor: Actor, request: PlanRequest, customer_id: str, now: datetime
-    ) -> Activity:
-        if request.customer_id != customer_id:
-            raise DomainError(
-                "R7",
-                f"R7: the next activity is planned on the same customer ({customer_id})",
-                details={"field": "next_activity.customer_id"},
-            )
+    def _follow_up(
+        self, actor: Actor, request: PlanRequest | None, customer_id: str, now: datetime
+    ) -> Activity | None:
+        """The next activity planned in the same save (R7)."""
+        if request is None:
+            return None
+        require_same_customer(request.customer_id, customer_id)
+        return self._new_activity(actor, request, now)
+
+    def _new_activity(self, actor: Actor, request: PlanRequest, now: datetime) -> Activity:
         self._require_owner_or_manager(actor, request.owner, "plan")
-        return Activity.plan(
-            activity_id=uuid.uuid4(),
-            customer_id=customer_id,
-            owner=request.owner,
-            type_=request.type,
-            channel=request.channel,
-            subject=request.subject,
-            starts_at=request.starts_at,
-            ends_at=request.ends_at,
-            agenda=request.agenda,
-            actor=actor.user_id,
-            now=now,
+        return Activity.plan(uuid.uuid4(), request, actor=actor.user_id, now=now)
+
+    def _close(
+        self,
+        activity: Activity,
+        follow_up: Activity | None,
+        profile: DiscoveryProfile | None,
+        actor: Actor,
+        now: datetime,
+        action: str,
+        idempotency: IdempotencyKey | None,
+    ) -> Outcome:
+        """Save a completed or cancelled activity with its customer's file, keeping R8."""
+        file = self._customer_file(activity.customer_id, now)
+        require_future_activity(
+            self.directory.get(activity.customer_id),
+            follow_up is not None or bool(file.future_activities(now, besides=activity.id)),
+            action,
         )
+        file.close(activity.id, now)
+        return self._save(
+            activity, self._filed(file, follow_up, profile, activity, actor, now), idempotency
+        )
+
+    @staticmethod
+    def _filed(
+        file: CustomerFile,
+        follow_up: Activity | None,
+        profile: DiscoveryProfile | None,
+        activity: Activity,
+        actor: Actor,
+        now: datetime,
+    ) -> list[Aggregate]:
+        """The customer's file (and the follow-up) as a command leaves them."""
+        others: list[Aggregate] = [file]
+        if follow_up:
+            file.schedule(follow_up.id, follow_up.starts_at, now)
+            others.append(follow_up)
+        if profile:
+            file.record_profile(profile, activity.id, actor.user_id, now)
+        return others
 
     def _attach(
         self, activity: Activity, actor: Actor, attachment: AttachmentRequest, now: datetime
@@ -418,33 +377,6 @@ class ActivityApplication(NotifiesSaves[UUID]):
             actor=actor.user_id,
             now=now,
         )
-
-    def _require_future_activity(
-        self,
-        file: CustomerFile,
-        activity: Activity,
-        follow_up: Activity | None,
-        now: datetime,
-        action: str,
-    ) -> None:
-        """R8: a prioritized customer is never left without a future activity."""
-        if follow_up is not None or file.future_activities(now, besides=activity.id):
-            return
-        customer = self.directory.get(activity.customer_id)
-        if customer is not None and customer.prioritized:
-            raise DomainError(
-                "R8",
-                f"R8: {customer.name} ({customer.customer_id}) is a prioritized customer "
-                f"(segment {_segment_label(customer.segment)}) and must always have a future "
-                f"activity; this "
-                f"activity cannot be {action} without planning the next one (next_activity)",
-                kind="conflict",
-                details={
-                    "customer_id": customer.customer_id,
-                    "customer_name": customer.name,
-                    "segment": customer.segment,
-                },
-            )
 
     def _known_customer(self, customer_id: str) -> CustomerEntry:
         customer = self.directory.get(customer_id)
@@ -484,7 +416,6 @@ class ActivityApplication(NotifiesSaves[UUID]):
         activity: Activity,
         others: Sequence[Aggregate],
         idempotency: IdempotencyKey | None,
-        *,
         status: int = 200,
     ) -> Outcome:
         items = keyed([activity, *others], idempotency, activity, status, self.clock())
@@ -500,9 +431,5 @@ class ActivityApplication(NotifiesSaves[UUID]):
         return Outcome(activity, status)
 
 
-def _segment_label(segment: str) -> str:
-    """The Danish label consultants know the segment by; the raw value if it is a newer one."""
-    try:
-        return Segment(segment).label
-    except ValueError:
-        return segment
+def _profile(data: dict[str, Any] | None) -> DiscoveryProfile | None:
+    return DiscoveryProfile.from_mapping(data) if data else None

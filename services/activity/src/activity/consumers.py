@@ -18,7 +18,7 @@ from crm_contracts.wire import WireMessage
 from crm_platform.messaging import Delivery
 from crm_platform.sqlview import SqlView, ViewTransaction, iso
 
-from activity.application import CustomerEntry
+from activity.rules import CustomerEntry
 
 
 class CustomerDirectory(SqlView):

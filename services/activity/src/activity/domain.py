@@ -8,25 +8,96 @@ stored events never re-checks a rule against a later "now". Events store plain v
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason
+from crm_platform.errors import DomainError
 from eventsourcing.domain import Aggregate
 
 from activity.rules import (
     DiscoveryProfile,
-    DomainError,
-    check_registration,
+    require_answered,
+    require_booking_decides_type,
+    require_changed_form,
+    require_discovery_profile,
     require_future,
+    require_held,
+    require_move_reason,
+    require_new_time,
+    require_outcome,
+    require_proposal,
     require_span,
-    require_text,
+    require_subject,
+    require_valuable_note,
     require_visit_is_physical,
 )
 
 PLANNED, COMPLETED, CANCELLED = "planned", "completed", "cancelled"
 _NAMESPACE = uuid.UUID("6f1d4c8e-29a4-4c53-9d0e-9a1b6c0f2e71")
+
+
+# -- commands: what a consultant asks, passed as one value from the API to the aggregate ----
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    customer_id: str
+    owner: str
+    type: ActivityType
+    channel: Channel
+    subject: str
+    starts_at: datetime
+    ends_at: datetime
+    agenda: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRequest:
+    kind: AttachmentKind
+    filename: str
+    media_type: str
+    size: int
+    sha256: str
+    uri: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRequest:
+    """An activity held without having been planned in the CRM, registered after the fact
+    (R3, R4): `booked` when it was agreed with the customer beforehand."""
+
+    customer_id: str
+    owner: str
+    type: ActivityType
+    channel: Channel
+    held_at: datetime
+    note: str
+    booked: bool = False
+    subject: str | None = None
+    next_step: str | None = None
+    discovery_profile: dict[str, Any] | None = None
+    next_activity: PlanRequest | None = None
+    attachments: Sequence[AttachmentRequest] = ()
+
+    @property
+    def proposal_attached(self) -> bool:
+        return any(a.kind is AttachmentKind.PROPOSAL for a in self.attachments)
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    """A planned activity was held (R6): what came of it, and the next activity (R7)."""
+
+    note: str
+    next_step: str
+    held_at: datetime | None = None  # default: now
+    attachments: Sequence[AttachmentRequest] = ()
+    discovery_profile: dict[str, Any] | None = None
+    next_activity: PlanRequest | None = None
 
 
 class Activity(Aggregate):
@@ -58,6 +129,7 @@ class Activity(Aggregate):
         discovery_profile: dict[str, str] | None
         next_activity_id: UUID | None
         actor: str
+        booked: bool = False
 
     class Moved(Aggregate.Event):
         starts_at: datetime
@@ -91,16 +163,19 @@ class Activity(Aggregate):
         discovery_profile: dict[str, str] | None
         next_activity_id: UUID | None
         actor: str
+        # Events stored before `held_at` was recorded were held when they were completed.
+        held_at: datetime | None = None
 
         def apply(self, aggregate: Any) -> None:
             aggregate.status = COMPLETED
             aggregate.note, aggregate.next_step = self.note, self.next_step
-            aggregate.completed_at = self.timestamp
+            aggregate.completed_at = self.held_at or self.timestamp
             aggregate.next_activity_id = self.next_activity_id
 
     class Cancelled(Aggregate.Event):
         reason: str
         actor: str
+        next_activity_id: UUID | None = None
 
         def apply(self, aggregate: Any) -> None:
             aggregate.status = CANCELLED
@@ -142,6 +217,7 @@ class Activity(Aggregate):
         note: str | None = None,
         next_step: str | None = None,
         next_activity_id: UUID | None = None,
+        booked: bool = False,
         **_: Any,
     ) -> None:
         self.customer_id = customer_id
@@ -151,6 +227,7 @@ class Activity(Aggregate):
         self.subject = subject
         self.agenda = agenda
         self.registered = held_at is not None
+        self.booked = booked
         # A registered activity has no plan: it happened at one moment, `held_at`.
         moment = held_at if held_at is not None else starts_at
         assert moment is not None
@@ -159,7 +236,7 @@ class Activity(Aggregate):
         self.status = COMPLETED if self.registered else PLANNED
         self.note = note
         self.next_step = next_step
-        self.completed_at = held_at
+        self.completed_at = held_at  # when it was held
         self.next_activity_id = next_activity_id
         self.attachments: list[dict[str, Any]] = []
 
@@ -167,90 +244,59 @@ class Activity(Aggregate):
 
     @classmethod
     def plan(
-        cls,
-        *,
-        activity_id: UUID,
-        customer_id: str,
-        owner: str,
-        type_: ActivityType,
-        channel: Channel,
-        subject: str,
-        starts_at: datetime,
-        ends_at: datetime,
-        agenda: str | None,
-        actor: str,
-        now: datetime,
+        cls, activity_id: UUID, request: PlanRequest, *, actor: str, now: datetime
     ) -> Activity:
-        subject = require_text(subject, "R5", "a subject saying what the activity is about")
-        require_span(starts_at, ends_at)
-        require_future(starts_at, now, "starts_at", "planning an activity")
-        require_visit_is_physical(type_, channel)
+        subject = require_subject(request.subject)
+        require_span(request.starts_at, request.ends_at)
+        require_future(request.starts_at, now, "R5", "planning an activity")
+        require_visit_is_physical(request.type, request.channel)
         return cls._create(
             cls.Planned,
             id=activity_id,
             timestamp=now,
-            customer_id=customer_id,
-            owner=owner,
-            type=type_.value,
-            channel=channel.value,
+            customer_id=request.customer_id,
+            owner=request.owner,
+            type=request.type.value,
+            channel=request.channel.value,
             subject=subject,
-            starts_at=starts_at,
-            ends_at=ends_at,
-            agenda=(agenda or None),
+            starts_at=request.starts_at,
+            ends_at=request.ends_at,
+            agenda=(request.agenda or None),
             actor=actor,
         )
 
     @classmethod
     def register(
         cls,
-        *,
         activity_id: UUID,
-        customer_id: str,
-        owner: str,
-        type_: ActivityType,
-        channel: Channel,
-        held_at: datetime,
-        subject: str | None,
-        note: str,
-        next_step: str | None,
-        discovery_profile: DiscoveryProfile | None,
+        request: RegistrationRequest,
+        *,
+        profile: DiscoveryProfile | None,
         next_activity_id: UUID | None,
         actor: str,
         now: datetime,
-        proposal_attached: bool = False,
     ) -> Activity:
-        note = require_text(note, "R4", "a note")
-        if held_at > now:
-            raise DomainError(
-                "held_at",
-                "a registration records what already happened: "
-                "held_at must not be in the future (plan it instead)",
-                details={"field": "occurred_at"},
-            )
-        check_registration(type_, channel, note)
-        if type_ is ActivityType.PROPOSAL_MEETING and not proposal_attached:
-            raise DomainError(
-                "R9",
-                "R9: a proposal meeting is registered only with its written, "
-                "binding proposal attached (an attachment of kind 'proposal')",
-            )
-        if type_ is ActivityType.DISCOVERY_MEETING and discovery_profile is None:
-            DiscoveryProfile.from_mapping({})  # raises R10 naming every missing field
+        require_held(request.held_at, now)
+        require_booking_decides_type(request.type, request.channel, request.booked)
+        note = require_valuable_note(request.type, request.channel, request.note)
+        require_proposal(request.type, request.proposal_attached)
+        require_discovery_profile(request.type, profile)
         return cls._create(
             cls.Registered,
             id=activity_id,
             timestamp=now,
-            customer_id=customer_id,
-            owner=owner,
-            type=type_.value,
-            channel=channel.value,
-            subject=subject or None,
-            held_at=held_at,
+            customer_id=request.customer_id,
+            owner=request.owner,
+            type=request.type.value,
+            channel=request.channel.value,
+            subject=request.subject or None,
+            held_at=request.held_at,
             note=note,
-            next_step=(next_step or None),
-            discovery_profile=discovery_profile.as_dict() if discovery_profile else None,
+            next_step=(request.next_step or None),
+            discovery_profile=profile.as_dict() if profile else None,
             next_activity_id=next_activity_id,
             actor=actor,
+            booked=request.booked,
         )
 
     # -- commands -------------------------------------------------------------------------
@@ -266,22 +312,11 @@ class Activity(Aggregate):
         now: datetime,
     ) -> None:
         self._require_planned("moved")
-        if reason not in set(MoveReason):
-            raise DomainError(
-                "R1",
-                "R1: a move records its reason, one of " + ", ".join(r.value for r in MoveReason),
-                details={"field": "reason"},
-            )
-        reason = MoveReason(reason)
+        reason = require_move_reason(reason)
         end = ends_at if ends_at is not None else starts_at + self.duration
         require_span(starts_at, end)
         require_future(starts_at, now, "R1", "moving an activity")
-        if (starts_at, end) == (self.starts_at, self.ends_at):
-            raise DomainError(
-                "R1",
-                "R1: a move needs a new time; this is the current one",
-                details={"field": "starts_at"},
-            )
+        require_new_time((self.starts_at, self.ends_at), (starts_at, end))
         self.trigger_event(
             self.Moved,
             timestamp=now,
@@ -303,13 +338,7 @@ class Activity(Aggregate):
     ) -> None:
         self._require_planned("retyped")
         new_channel = channel or Channel(self.channel)
-        if (type_.value, new_channel.value) == (self.type, self.channel):
-            raise DomainError(
-                "R2",
-                "R2: a retype needs another type or channel than the "
-                f"current '{self.type}' / '{self.channel}'",
-                details={"field": "type"},
-            )
+        require_changed_form((ActivityType(self.type), Channel(self.channel)), (type_, new_channel))
         require_visit_is_physical(type_, new_channel)
         self.trigger_event(
             self.Retyped,
@@ -323,9 +352,7 @@ class Activity(Aggregate):
     def reassign(self, *, owner: str, actor: str, now: datetime) -> None:
         self._require_planned("reassigned")
         if owner == self.owner:
-            raise DomainError(
-                "owner", f"the activity is already owned by {owner}", details={"field": "owner"}
-            )
+            raise DomainError("owner", f"the activity is already owned by {owner}", field="owner")
         self.trigger_event(self.Reassigned, timestamp=now, owner=owner, actor=actor)
 
     def add_attachment(
@@ -360,40 +387,45 @@ class Activity(Aggregate):
 
     def complete(
         self,
+        completion: CompletionRequest,
         *,
-        note: str,
-        next_step: str,
-        discovery_profile: DiscoveryProfile | None,
+        profile: DiscoveryProfile | None,
         next_activity_id: UUID | None,
         actor: str,
         now: datetime,
     ) -> None:
         self._require_planned("completed")
-        note = require_text(note, "R6", "a note with the most important information")
-        next_step = require_text(next_step, "R6", "the next step")
-        if self.type == ActivityType.PROPOSAL_MEETING and not self.has_proposal:
-            raise DomainError(
-                "R9",
-                "R9: a proposal meeting is completed only with its written, "
-                "binding proposal attached (an attachment of kind 'proposal')",
-                kind="conflict",
-            )
-        if self.type == ActivityType.DISCOVERY_MEETING and discovery_profile is None:
-            DiscoveryProfile.from_mapping({})  # raises R10 naming every missing field
+        note, next_step = require_outcome(completion.note, completion.next_step)
+        held_at = completion.held_at or now
+        require_held(held_at, now, planned_at=self.created_on)
+        type_, channel = ActivityType(self.type), Channel(self.channel)
+        require_answered(type_, channel, note)
+        require_proposal(type_, self.has_proposal)
+        require_discovery_profile(type_, profile)
         self.trigger_event(
             self.Completed,
             timestamp=now,
             note=note,
             next_step=next_step,
-            discovery_profile=discovery_profile.as_dict() if discovery_profile else None,
+            discovery_profile=profile.as_dict() if profile else None,
+            next_activity_id=next_activity_id,
+            actor=actor,
+            held_at=held_at,
+        )
+
+    def cancel(
+        self, *, reason: str, next_activity_id: UUID | None, actor: str, now: datetime
+    ) -> None:
+        self._require_planned("cancelled")
+        if not reason.strip():
+            raise DomainError("reason", "a cancellation gives its reason", field="reason")
+        self.trigger_event(
+            self.Cancelled,
+            timestamp=now,
+            reason=reason.strip(),
             next_activity_id=next_activity_id,
             actor=actor,
         )
-
-    def cancel(self, *, reason: str, actor: str, now: datetime) -> None:
-        self._require_planned("cancelled")
-        reason = require_text(reason, "reason", "a reason")
-        self.trigger_event(self.Cancelled, timestamp=now, reason=reason, actor=actor)
 
     # -- queries --------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from crm_platform.sqlview import ViewTransaction
 from eventsourcing.application import Application
 from eventsourcing.utils import get_topic
 
-from activity.application import ActivityApplication, CustomerEntry
+from activity.application import ActivityApplication
 from activity.domain import CANCELLED, COMPLETED, PLANNED, Activity
 from activity.read_queries import (
     ACTIVITY_COLUMNS,
@@ -42,6 +42,7 @@ from activity.read_queries import (
     ActivityQueries,
     index_ddl,
 )
+from activity.rules import CustomerEntry
 
 LIVE_NAME = "activity_rm"
 REBUILD_NAME = "activity_rm_rebuild"
@@ -184,7 +185,8 @@ def _change(row: Row, event: Any, at: str) -> str:
         return f"{label} overdraget fra {previous} til {event.owner}"
     if cls is Activity.Completed:
         row["status"], row["closed_at"] = COMPLETED, at
-        return f"{label} gennemført. Næste skridt: {event.next_step}"
+        held = getattr(event, "held_at", None) or event.timestamp
+        return f"{label} gennemført {_when(held)}. Næste skridt: {event.next_step}"
     if cls is Activity.Cancelled:
         row["status"], row["closed_at"] = CANCELLED, at
         return f"{label} aflyst: {event.reason}"

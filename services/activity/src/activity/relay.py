@@ -117,6 +117,7 @@ def to_message(event: Aggregate.Event, before: Activity | None) -> ActivityEvent
             type=ActivityType(event.type),
             channel=Channel(event.channel),
             held_at=event.held_at,
+            booked=event.booked,
             subject=event.subject,
             note=event.note,
             next_step=event.next_step,
@@ -175,12 +176,17 @@ def to_message(event: Aggregate.Event, before: Activity | None) -> ActivityEvent
             channel=Channel(before.channel),
             note=event.note,
             next_step=event.next_step,
-            completed_at=event.timestamp,
+            completed_at=event.held_at or event.timestamp,
             discovery_profile=discovery_profile(event.discovery_profile),
             next_activity_id=event.next_activity_id,
         )
     if isinstance(event, Activity.Cancelled):
-        return ActivityCancelled(**common, owner=before.owner, reason=event.reason)
+        return ActivityCancelled(
+            **common,
+            owner=before.owner,
+            reason=event.reason,
+            next_activity_id=event.next_activity_id,
+        )
     if isinstance(event, Activity.AttachmentAdded):
         return AttachmentAdded(
             **common,

@@ -23,18 +23,26 @@ from crm_contracts.primitives import Reason as RequiredReason
 from crm_platform.values import Instant, MoneyIn
 from pydantic import BaseModel, ConfigDict, Field
 
-from activity.application import AttachmentRequest, PlanRequest, RegistrationRequest
-from activity.domain import Activity
-from activity.rules import STOCK_PHRASES, VALUABLE_NOTE_MIN_CHARS
+from activity.domain import (
+    Activity,
+    AttachmentRequest,
+    CompletionRequest,
+    PlanRequest,
+    RegistrationRequest,
+)
+from activity.rules import VALUE_TEST
 
 # Optional free text may be empty here; the rules decide when it must say something (R4, R6).
 Note = Annotated[str, text(NOTE_MAX)]
 Reason = Annotated[str, text(REASON_MAX)]
 
 R4_DESCRIPTION = (
-    "What happened. For an unplanned contact (R4) the note must add value: at least "
-    f"{VALUABLE_NOTE_MIN_CHARS} letters or digits must remain once stock phrases are removed "
-    f"({', '.join(repr(p) for p in STOCK_PHRASES[:8])}, …); otherwise 422 with code `R4`."
+    "What happened. For a contact-like activity (not physical) the note must add value (R4): "
+    f"{VALUE_TEST}; otherwise 422 with code `R4`."
+)
+HELD_AT = (
+    "When it was held (ISO 8601 with an offset); never in the future, and it decides the "
+    "year the activity counts in (R6)."
 )
 
 
@@ -82,10 +90,6 @@ class ReassignIn(Body):
     owner: UserId
 
 
-class CancelIn(Body):
-    reason: RequiredReason
-
-
 class AttachmentIn(Body):
     kind: AttachmentKind = Field(description="`proposal` satisfies R9.")
     filename: Filename
@@ -115,8 +119,14 @@ class DiscoveryProfileIn(Body):
 
 
 class CompleteIn(Body):
-    note: Note = Field(description="The most important, concrete information (R6).")
+    note: Note = Field(
+        description="The most important, concrete information (R6). A note that only says "
+        "the customer did not answer is refused with R1: move the activity instead."
+    )
     next_step: Note = Field(description="What happens next (R6).")
+    held_at: Instant | None = Field(
+        default=None, description=HELD_AT + " Default: now; not before it was planned."
+    )
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=20)
     discovery_profile: DiscoveryProfileIn | None = Field(
         default=None, description="Required to complete a discovery meeting (R10)."
@@ -127,17 +137,49 @@ class CompleteIn(Body):
         "required for a prioritized customer's last future activity (R8).",
     )
 
+    def to_request(self) -> CompletionRequest:
+        return CompletionRequest(
+            note=self.note,
+            next_step=self.next_step,
+            held_at=self.held_at,
+            attachments=[a.to_request() for a in self.attachments],
+            discovery_profile=_profile(self.discovery_profile),
+            next_activity=self.next_activity.to_request() if self.next_activity else None,
+        )
+
+
+class CancelIn(Body):
+    reason: RequiredReason
+    next_activity: PlanIn | None = Field(
+        default=None,
+        description="The activity that replaces this one, saved atomically; required for a "
+        "prioritized customer's last future activity (R8).",
+    )
+
 
 class RegistrationIn(Body):
+    """An activity held without having been planned in the CRM (R3, R4)."""
+
     customer_id: CustomerId
     owner: UserId
-    type: ActivityType = Field(description="A physical one must be `unannounced_visit` (R3).")
+    type: ActivityType = Field(
+        description="What it was. Physical and not booked: `unannounced_visit` (R3); physical "
+        "and booked: the meeting it was, with that type's rules (R9, R10)."
+    )
     channel: Channel
-    occurred_at: Instant = Field(description="When it happened; not in the future.")
+    booked: bool = Field(default=False, description="Agreed with the customer beforehand (R3, R4).")
+    held_at: Instant = Field(description=HELD_AT)
     subject: Subject | None = None
     note: Note = Field(description=R4_DESCRIPTION)
     next_step: Note | None = None
-    discovery_profile: DiscoveryProfileIn | None = None
+    attachments: list[AttachmentIn] = Field(
+        default_factory=list,
+        max_length=20,
+        description="A proposal meeting needs its proposal (R9).",
+    )
+    discovery_profile: DiscoveryProfileIn | None = Field(
+        default=None, description="Required for a discovery meeting (R10)."
+    )
     next_activity: PlanIn | None = None
 
     def to_request(self) -> RegistrationRequest:
@@ -146,15 +188,19 @@ class RegistrationIn(Body):
             owner=self.owner,
             type=self.type,
             channel=self.channel,
-            occurred_at=self.occurred_at,
+            held_at=self.held_at,
             note=self.note,
+            booked=self.booked,
             subject=self.subject,
             next_step=self.next_step,
-            discovery_profile=(
-                self.discovery_profile.model_dump() if self.discovery_profile else None
-            ),
+            discovery_profile=_profile(self.discovery_profile),
             next_activity=self.next_activity.to_request() if self.next_activity else None,
+            attachments=[a.to_request() for a in self.attachments],
         )
+
+
+def _profile(profile: DiscoveryProfileIn | None) -> dict[str, Any] | None:
+    return profile.model_dump() if profile else None
 
 
 class AttachmentOut(BaseModel):

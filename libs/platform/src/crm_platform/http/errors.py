@@ -18,6 +18,8 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
+from crm_platform.errors import is_rule
+
 __all__ = [
     "API_ERROR_STATUSES",
     "PROBLEM_MEDIA_TYPE",
@@ -40,7 +42,6 @@ PROBLEM_TYPE_BASE: Final = "tag:crm-activity-backbone,2026:problem:"
 # the body's size, type and validity, and a dependency that is down for a moment.
 API_ERROR_STATUSES: Final = (400, 401, 403, 413, 415, 422, 503)
 _RESERVED: Final = frozenset({"type", "title", "status", "detail", "instance", "code"})
-_RULE_CODE_PREFIX: Final = "R"
 
 
 class FieldError(BaseModel):
@@ -144,7 +145,7 @@ def problem_body(
     if instance is not None:
         body["instance"] = instance
     body["code"] = code
-    if _is_rule(code):
+    if is_rule(code):
         body["rule"] = code
     for key, value in (details or {}).items():
         # A detail may never overwrite a member RFC 9457 or our clients rely on.
@@ -220,10 +221,6 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "HTTP error"
-
-
-def _is_rule(code: str) -> bool:
-    return code.startswith(_RULE_CODE_PREFIX) and code[1:].isdigit()
 
 
 _PROBLEM_SCHEMA: Final = _inline_schema()
