@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from segmentation.application import Forbidden, NewCustomer, SegmentationApplication
+from crm_platform.errors import Forbidden
+from segmentation.application import NewCustomer, SegmentationApplication
 from segmentation.policy import DEFAULT_POLICY
 
 from tests.support.people import ANNA, BO, MIA, SERVICE

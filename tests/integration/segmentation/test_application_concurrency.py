@@ -7,8 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from crm_platform.errors import LostRace, StaleVersion
 from crm_platform.idempotency import IdempotencyKey, IdempotencyKeyReused
-from segmentation.application import LostRace, SegmentationApplication, StaleVersion
+from segmentation.application import SegmentationApplication
 from segmentation.domain import Customer
 from segmentation.policy import DEFAULT_POLICY
 from segmentation.recompute import Recomputation

@@ -7,16 +7,11 @@ from decimal import Decimal
 
 import pytest
 from crm_contracts.enums import Segment
-from segmentation.application import (
-    NewCustomer,
-    NotFound,
-    SegmentationApplication,
-    StaleVersion,
-)
+from crm_platform.errors import DomainError, NotFound, StaleVersion
+from segmentation.application import NewCustomer, SegmentationApplication
 from segmentation.domain import Customer
 from segmentation.policy import DEFAULT_POLICY
-from segmentation.rules import DomainError
-from segmentation.views import snapshot
+from segmentation.relay import snapshot
 
 from tests.support.clock import ManualClock
 from tests.support.people import ANNA, MIA, SERVICE

@@ -8,9 +8,8 @@ import time
 from decimal import Decimal
 
 from crm_contracts.enums import ActivityType
-from segmentation.application import SegmentationApplication
+from segmentation.application import NewCustomer, SegmentationApplication
 from segmentation.attainment import ActivityEventsConsumer
-from segmentation.views import NewCustomer
 
 from tests.integration.segmentation.test_attainment_support import (
     Feed,

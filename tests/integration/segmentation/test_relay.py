@@ -27,8 +27,7 @@ from kafka import KafkaConsumer, TopicPartition
 from segmentation.application import SegmentationApplication
 from segmentation.policy import DEFAULT_POLICY
 from segmentation.recompute_worker import RecomputeRunner
-from segmentation.relay import RELAYED_TOPICS, CustomerRelay, ce_id, relay_tracking
-from segmentation.views import snapshot
+from segmentation.relay import RELAYED_TOPICS, CustomerRelay, ce_id, relay_tracking, snapshot
 
 from tests.support.clock import ManualClock
 from tests.support.people import ANNA, MIA

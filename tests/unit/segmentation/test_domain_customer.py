@@ -10,11 +10,12 @@ from decimal import Decimal
 import pytest
 from crm_contracts.customer import AnnualAgreement, CustomerSnapshot
 from crm_contracts.enums import Segment
+from crm_platform.errors import DomainError
 from segmentation.domain import Customer
 from segmentation.policy import DEFAULT_POLICY, parse_policy
 from segmentation.recompute import DONE, FAILED, QUEUED, RUNNING, SUPERSEDED, Recomputation
-from segmentation.rules import Agreement, DomainError, SegmentReason
-from segmentation.views import snapshot
+from segmentation.relay import snapshot
+from segmentation.rules import Agreement, SegmentReason
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 TODAY = date(2026, 3, 2)

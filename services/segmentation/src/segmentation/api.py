@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from crm_contracts.enums import Segment
 from crm_platform.auth import Authenticator, Principal
+from crm_platform.errors import StaleVersion
 from crm_platform.http import (
     API_ERROR_STATUSES,
     ApiError,
@@ -40,10 +41,10 @@ from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from segmentation.application import SegmentationApplication
+from segmentation.application import NewCustomer, Outcome, SegmentationApplication
 from segmentation.imports import CustomerImport, ImportResult
 from segmentation.policy_api import policy_routes
-from segmentation.rules import PotentialSource, StaleVersion
+from segmentation.rules import PotentialSource
 from segmentation.schemas import (
     AgreementIn,
     CustomerIn,
@@ -56,7 +57,6 @@ from segmentation.schemas import (
     Rejected,
     snake,
 )
-from segmentation.views import NewCustomer, Outcome
 
 _BASE_ATTRIBUTES = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor"}
 IMPORT_PATH = "/customers/import"

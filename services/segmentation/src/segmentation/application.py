@@ -3,33 +3,45 @@
 Every command loads what it needs, checks who may do it, asks the aggregates (which enforce
 the rules), and saves everything it changed in one `save`: the customer, its registry row
 (see registry.py), the policy book, a recomputation record and an idempotency record commit
-together or not at all. The storage plumbing and the helpers every customer command shares
-are in store.py.
+together or not at all. What the commands take and return is defined here too (`NewCustomer`,
+`Outcome`, `PolicyOutcome`, `CustomerView`, `CalendarResult`); how the events are stored
+(recorders, the registry rows in the same save, the cached policy) is store.py's.
 
 Who may (the guide leaves it open; decided here): potentials, agreements, owners, the policy,
 the calendar and bulk imports are for sales managers and services (`is_manager or
 is_service`). Registering is for managers and services, and for a consultant registering a
 customer she owns herself (so a consultant can add a prospect she found); renaming is also
 open to the customer's owner. Reading is for anyone authenticated (the API decides).
+
+Policy races: a command judges a customer by the policy current when it starts. If a new
+policy commits before the command does, the recomputation may already have passed that
+customer, so after saving, the command looks at the policy again and, if it moved, refreshes
+the customer under the new one (`_catch_up`). Either the recomputation sees the command's
+save (it starts after the policy commits), or the command sees the new policy.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 from crm_contracts.enums import Segment
-from crm_platform.actors import Actor
+from crm_platform.actors import Actor, Clock, system_clock
 from crm_platform.auth.principal import normalize_user_id
+from crm_platform.errors import DomainError, Forbidden, LostRace, NotFound
 from crm_platform.idempotency import (
     IdempotencyKey,
-    IdempotencyRecord,
+    first_outcome,
     idempotent,
+    keyed,
     replayed_by,
+    require_version,
 )
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
@@ -38,40 +50,102 @@ from segmentation.domain import Customer
 from segmentation.policy import DEFAULT_POLICY, AdoptedPolicy, Policy, PolicyBook, parse_policy
 from segmentation.recompute import Recomputation
 from segmentation.registry import RegistryRow
-from segmentation.rules import (
-    CommandRefused,
-    DomainError,
-    Forbidden,
-    LostRace,
-    NotFound,
-    PotentialSource,
-    SegmentReason,
-    StaleVersion,
-    local_date,
-)
-from segmentation.store import CATCH_UP_ATTEMPTS, SegmentationStore, exists
-from segmentation.views import (
-    CalendarResult,
-    CustomerView,
-    NewCustomer,
-    Outcome,
-    PolicyOutcome,
-)
+from segmentation.rules import PotentialSource, SegmentReason, local_date
+from segmentation.store import SegmentationStore
 
-# Re-exported: the API and the tests map these errors.
-__all__ = [
-    "CommandRefused",
-    "DomainError",
-    "Forbidden",
-    "LostRace",
-    "NotFound",
-    "SegmentationApplication",
-    "StaleVersion",
-]
+log = logging.getLogger(__name__)
+
+CATCH_UP_ATTEMPTS: Final = 5
+
+
+# -- what the commands take and return ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a customer command produced; `replayed` when an Idempotency-Key repeated it."""
+
+    customer: Customer
+    status: int = 200
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyOutcome:
+    policy: AdoptedPolicy
+    recomputation: Recomputation
+    status: int = 201
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerView:
+    """A customer and the policy version in force (its segment is judged by that policy
+    unless a recomputation is still on its way to it)."""
+
+    customer: Customer
+    policy_version: int
+
+    @property
+    def segment(self) -> Segment:
+        return Segment(self.customer.segment)
+
+    @property
+    def prioritized(self) -> bool:
+        return self.customer.prioritized
+
+    @property
+    def version(self) -> int:
+        return self.customer.version
+
+
+@dataclass(frozen=True, slots=True)
+class NewCustomer:
+    """One customer of a bulk registration (imports), optionally with its potential."""
+
+    name: str
+    customer_id: str | None = None
+    cvr: str | None = None
+    owner: str | None = None
+    potential: Decimal | None = None
+    assessed_at: datetime | None = None
+    note: str | None = None
+    source: PotentialSource = PotentialSource.IMPORT
+    # An annual agreement (both days inclusive) recorded in the same transaction (imports).
+    agreement_starts_on: date | None = None
+    agreement_ends_on: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarResult:
+    today: date
+    checked: int
+    changed: int
+
+
+def exists(customer_id: str, how: str = "already") -> DomainError:
+    return DomainError(
+        "customer_exists",
+        f"customer {customer_id} is {how} registered"
+        if how == "already"
+        else f"customer {customer_id} appears {how}",
+        kind="conflict",
+        details={"customer_id": customer_id},
+    )
 
 
 class SegmentationApplication(SegmentationStore):
     name = "segmentation"  # pinned: the PostgreSQL tables are named after it
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        clock: Clock = system_clock,
+        on_saved: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(env, on_saved=on_saved)
+        self.clock = clock
 
     # -- customers ------------------------------------------------------------------------
 
@@ -157,13 +231,11 @@ class SegmentationApplication(SegmentationStore):
                     now=now,
                 )
             customers[customer.id] = customer
-        records = [
-            IdempotencyRecord.record(idempotency, customer.id, customer.version, 201, now)
-            for customer in customers.values()
-            if idempotency is not None
-        ]
+        registered: list[Aggregate] = list(customers.values())
+        if idempotency is not None:  # only register_assessed_customer's, for its one customer
+            registered = keyed(registered, idempotency, registered[0], 201, now)
         try:
-            self.save(*customers.values(), *records)
+            self.save(*registered)
         except IntegrityError:
             raise exists("one of these customers", "already") from None
         if self.current_policy().version != adopted.version:
@@ -185,7 +257,7 @@ class SegmentationApplication(SegmentationStore):
             customer.owner and actor.may_act_for(customer.owner)
         ):
             raise Forbidden("only the customer's owner or a sales manager may rename it")
-        self._require_version(customer, expected_version)
+        require_version(customer, expected_version, "customer")
         customer.rename(name, actor=actor.user_id, now=self.clock())
         return self._save(customer, None, idempotency)
 
@@ -325,11 +397,7 @@ class SegmentationApplication(SegmentationStore):
         self._require_manager(actor, "change the segmentation policy")
         now = self.clock()
         book = self._book() or PolicyBook.open(now)
-        if expected_version is not None and expected_version != book.version:
-            raise StaleVersion(
-                f"the policy is at version {book.version}, not {expected_version}; read it again",
-                current_version=book.version,
-            )
+        require_version(book, expected_version, "policy")
         data = policy.to_json() if isinstance(policy, Policy) else policy
         draft = parse_policy(data, version=book.version + 1)
         previous = book.current.recomputation_id
@@ -352,10 +420,8 @@ class SegmentationApplication(SegmentationStore):
             older: Recomputation = self.repository.get(previous)
             older.supersede(job.id, now)
             items.append(older)
-        if idempotency is not None:
-            items.append(IdempotencyRecord.record(idempotency, job.id, job.version, 201, now))
         try:
-            self.save(*items)
+            self.save(*keyed(items, idempotency, job, 201, now))
         except IntegrityError:
             # Under a key, `replayed_by` then looks for an earlier outcome of that key.
             raise LostRace(
@@ -364,11 +430,12 @@ class SegmentationApplication(SegmentationStore):
         return PolicyOutcome(adopted, job)
 
     def _replay_policy(self, key: IdempotencyKey) -> PolicyOutcome | None:
-        record = self._idempotency_record(key)
-        if record is None:
+        first = first_outcome(self.repository, key)
+        if first is None:
             return None
-        job: Recomputation = self.repository.get(record.resource_id)
-        return PolicyOutcome(self.policy(job.policy_version), job, record.status, replayed=True)
+        # The recomputation as it stands now (it has moved on since it was queued).
+        job: Recomputation = self.repository.get(first[0].id)
+        return PolicyOutcome(self.policy(job.policy_version), job, first[1], replayed=True)
 
     def policy(self, version: int | None = None) -> AdoptedPolicy:
         if version is None:
@@ -382,6 +449,12 @@ class SegmentationApplication(SegmentationStore):
         return found
 
     # -- queries --------------------------------------------------------------------------
+
+    def recomputation(self, recomputation_id: UUID) -> Recomputation:
+        found = self._get(recomputation_id)
+        if not isinstance(found, Recomputation):
+            raise NotFound(f"no recomputation {recomputation_id}")
+        return found
 
     def customer(self, customer_id: str, *, version: int | None = None) -> CustomerView:
         return CustomerView(self._customer(customer_id, version), self.current_policy().version)
@@ -416,3 +489,84 @@ class SegmentationApplication(SegmentationStore):
             after=after,
             limit=limit,
         )
+
+    # -- what every customer command shares -----------------------------------------------
+
+    def _customer(self, customer_id: str, version: int | None = None) -> Customer:
+        found = self._get(Customer.id_for(customer_id), version)
+        if not isinstance(found, Customer):
+            raise NotFound(f"no customer {customer_id}")
+        return found
+
+    def _for_change(self, customer_id: str, expected_version: int | None) -> Customer:
+        customer = self._customer(customer_id)
+        require_version(customer, expected_version, "customer")
+        return customer
+
+    def _require_manager(self, actor: Actor, action: str) -> None:
+        if not (actor.is_manager or actor.is_service):
+            raise Forbidden(f"only a sales manager may {action}")
+
+    def _replay(self, key: IdempotencyKey | None) -> Outcome | None:
+        first = first_outcome(self.repository, key)
+        return Outcome(first[0], first[1], replayed=True) if first else None
+
+    def _save(
+        self,
+        customer: Customer,
+        adopted: AdoptedPolicy | None,
+        idempotency: IdempotencyKey | None,
+        *,
+        status: int = 200,
+        creating: bool = False,
+    ) -> Outcome:
+        try:
+            self.save(*keyed([customer], idempotency, customer, status, self.clock()))
+        except IntegrityError:
+            # Under a key, `idempotent` then looks for an earlier outcome of that key.
+            if creating:
+                raise exists(customer.customer_id) from None
+            raise LostRace(
+                "the customer changed while this command ran; read it again and retry", retry=True
+            ) from None
+        if adopted is not None:
+            customer = self._catch_up(customer, adopted.version)
+        return Outcome(customer, status)
+
+    def _catch_up(self, customer: Customer, judged_by: int) -> Customer:
+        """After a save judged by policy `judged_by`: refresh under a newer one, if any.
+
+        The command has committed by now, so nothing here may fail it: the answer must say
+        what was saved. Should the catch-up itself fail (the database went away in between),
+        the saved customer is answered and the failure logged; its next change, or the next
+        recomputation, judges it by the policy then in force.
+        """
+        try:
+            return self._try_catch_up(customer, judged_by)
+        except Exception:
+            log.exception(
+                "customer %s was saved, but its catch-up with a newer policy failed",
+                customer.customer_id,
+            )
+            return customer
+
+    def _try_catch_up(self, customer: Customer, judged_by: int) -> Customer:
+        for _ in range(CATCH_UP_ATTEMPTS):
+            adopted = self.current_policy()
+            if adopted.version == judged_by:
+                return customer
+            customer = self._customer(customer.customer_id)
+            now = self.clock()
+            if customer.refresh(
+                adopted.policy,
+                cause=SegmentReason.POLICY_CHANGED,
+                effective_on=adopted.effective_on or local_date(now),
+                actor=adopted.adopted_by or customer.updated_by,
+                now=now,
+            ):
+                try:
+                    self.save(customer)
+                except IntegrityError:
+                    continue  # someone else saved: they judged by the current policy or we retry
+            judged_by = adopted.version
+        return customer

@@ -33,18 +33,16 @@ from typing import Final
 
 from crm_platform.actors import Actor
 from crm_platform.auth.principal import normalize_user_id
+from crm_platform.errors import DomainError, Forbidden, LostRace
 from crm_platform.values import check_day
 from eventsourcing.persistence import IntegrityError
 from pydantic_core import PydanticCustomError
 
-from segmentation.application import SegmentationApplication
+from segmentation.application import NewCustomer, SegmentationApplication
 from segmentation.domain import Customer
 from segmentation.policy import AdoptedPolicy
 from segmentation.rules import (
     Agreement,
-    DomainError,
-    Forbidden,
-    LostRace,
     PotentialSource,
     require_cvr,
     require_id,
@@ -52,7 +50,6 @@ from segmentation.rules import (
     require_owner,
     require_potential,
 )
-from segmentation.views import NewCustomer
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The relay: customer events of the notification log → snapshots on `crm.customers.v1`.
 
 The topic is compacted and keyed by customer id, and each value is the customer's whole state
-(`views.snapshot`), so a consumer reading from the start rebuilds its directory. After every
+(`snapshot`), so a consumer reading from the start rebuilds its directory. After every
 event in `CUSTOMER_EVENTS` the relay publishes the snapshot at that event's version, with
 `ce_id = "{customer_id}:{version}"`, equal on every attempt so consumers recognise a repeat.
 The policy book, recomputations and idempotency records stay inside the service (their
@@ -22,7 +22,8 @@ from typing import Final
 from uuid import UUID
 
 from crm_contracts.cloudevents import encode
-from crm_contracts.customer import CustomerSnapshot
+from crm_contracts.customer import AnnualAgreement, CustomerSnapshot
+from crm_contracts.enums import Segment
 from crm_contracts.topics import CUSTOMERS, SOURCE_SEGMENTATION
 from crm_contracts.wire import WireMessage
 from crm_platform.follower import Batch
@@ -36,12 +37,33 @@ from pydantic import ValidationError
 
 from segmentation.application import SegmentationApplication
 from segmentation.domain import CUSTOMER_EVENTS, Customer
-from segmentation.views import snapshot
 
 log = logging.getLogger(__name__)
 
 RELAYED_TOPICS: Final[tuple[str, ...]] = tuple(get_topic(cls) for cls in CUSTOMER_EVENTS)
 RELAY_TRACKING: Final = "segmentation_relay"
+
+
+def snapshot(customer: Customer) -> CustomerSnapshot:
+    """The customer's state as published (keyed by customer id) on `crm.customers.v1`."""
+    agreement = customer.agreement
+    return CustomerSnapshot(
+        version=customer.version,
+        actor=customer.updated_by,
+        customer_id=customer.customer_id,
+        name=customer.name,
+        cvr=customer.cvr,
+        owner=customer.owner,
+        potential_dkk=customer.potential,
+        segment=Segment(customer.segment),
+        prioritized=customer.prioritized,
+        annual_agreement=(
+            AnnualAgreement(starts_on=agreement.starts_on, ends_on=agreement.ends_on)
+            if agreement is not None
+            else None
+        ),
+        updated_at=customer.modified_on,
+    )
 
 
 def relay_tracking(env: Mapping[str, str]) -> SqlView:

@@ -1,58 +1,28 @@
-"""The eventsourcing plumbing of the segmentation application, and its command helpers.
+"""The storage plumbing of the segmentation application: how and where it keeps its events.
 
 Which recorder (SQLite or PostgreSQL, each with the customer registry), how dates are
-stored, how a save carries the registry rows, how many customers load at once, the cached
-current policy, and how a customer command saves (idempotency, lost races, policy catch-up).
-The commands and queries themselves are in application.py.
-
-Policy races: a command judges a customer by the policy current when it starts. If a new
-policy commits before the command does, the recomputation may already have passed that
-customer, so after saving, the command looks at the policy again and, if it moved, refreshes
-the customer under the new one (`_catch_up`). Either the recomputation sees the command's
-save (it starts after the policy commits), or the command sees the new policy.
+stored, how a save writes the changed customers' registry rows in the same transaction, the
+cached current policy, and how many customers load at once (from their events or their
+registry rows). The commands and queries are in application.py, which builds on this.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from itertools import groupby
 from typing import Any, cast
 from uuid import UUID
 
-from crm_platform.actors import Actor, Clock, system_clock
 from crm_platform.eventsourcing_internals import NotifiesSaves, save_unchecked
-from crm_platform.idempotency import IdempotencyKey, IdempotencyRecord
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import (
-    IntegrityError,
-    JSONTranscoder,
-    Recording,
-    Transcoding,
-)
+from eventsourcing.persistence import JSONTranscoder, Recording, Transcoding
 from eventsourcing.utils import Environment, get_topic
 
 from segmentation.domain import Customer
 from segmentation.policy import DEFAULT_POLICY, POLICY_BOOK_ID, AdoptedPolicy, PolicyBook
-from segmentation.recompute import Recomputation
 from segmentation.recorders import PostgresSegmentationRecorder, SQLiteSegmentationRecorder
 from segmentation.registry import REGISTRY_ROWS, RowValues
-from segmentation.rules import (
-    DomainError,
-    Forbidden,
-    LostRace,
-    NotFound,
-    SegmentReason,
-    StaleVersion,
-    local_date,
-)
-from segmentation.views import Outcome
-
-log = logging.getLogger(__name__)
-
-CATCH_UP_ATTEMPTS = 5
 
 
 class DateAsISO(Transcoding):
@@ -73,11 +43,9 @@ class SegmentationStore(NotifiesSaves[UUID]):
         self,
         env: Mapping[str, str] | None = None,
         *,
-        clock: Clock = system_clock,
         on_saved: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(dict(env) if env is not None else None)
-        self.clock = clock
         self.on_saved = on_saved
         self._policy_cache: tuple[int, AdoptedPolicy] | None = None
 
@@ -120,12 +88,6 @@ class SegmentationStore(NotifiesSaves[UUID]):
         adopted = book.current if book else AdoptedPolicy(DEFAULT_POLICY)
         self._policy_cache = (book.version if book else 0, adopted)
         return adopted
-
-    def recomputation(self, recomputation_id: UUID) -> Recomputation:
-        found = self._get(recomputation_id)
-        if not isinstance(found, Recomputation):
-            raise NotFound(f"no recomputation {recomputation_id}")
-        return found
 
     def existing_customer_ids(self, customer_ids: Sequence[str]) -> set[str]:
         """Which of these external ids are registered already (an import skips them)."""
@@ -174,123 +136,3 @@ class SegmentationStore(NotifiesSaves[UUID]):
             return self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
             return None
-
-    def _idempotency_record(self, key: IdempotencyKey) -> IdempotencyRecord | None:
-        found = self._get(key.record_id)
-        if not isinstance(found, IdempotencyRecord):
-            return None
-        found.check(key)
-        return found
-
-    # -- command helpers ------------------------------------------------------------------------
-
-    def _customer(self, customer_id: str, version: int | None = None) -> Customer:
-        found = self._get(Customer.id_for(customer_id), version)
-        if not isinstance(found, Customer):
-            raise NotFound(f"no customer {customer_id}")
-        return found
-
-    def _for_change(self, customer_id: str, expected_version: int | None) -> Customer:
-        customer = self._customer(customer_id)
-        self._require_version(customer, expected_version)
-        return customer
-
-    @staticmethod
-    def _require_version(customer: Customer, expected_version: int | None) -> None:
-        if expected_version is not None and expected_version != customer.version:
-            raise StaleVersion(
-                f"the customer is at version {customer.version}, not {expected_version}; "
-                "read it again",
-                current_version=customer.version,
-            )
-
-    def _require_manager(self, actor: Actor, action: str) -> None:
-        if not (actor.is_manager or actor.is_service):
-            raise Forbidden(f"only a sales manager may {action}")
-
-    def _replay(self, key: IdempotencyKey | None) -> Outcome | None:
-        record = self._idempotency_record(key) if key is not None else None
-        if record is None:
-            return None
-        customer: Customer = self.repository.get(
-            record.resource_id, version=record.resource_version
-        )
-        return Outcome(customer, record.status, replayed=True)
-
-    def _save(
-        self,
-        customer: Customer,
-        adopted: AdoptedPolicy | None,
-        idempotency: IdempotencyKey | None,
-        *,
-        status: int = 200,
-        creating: bool = False,
-    ) -> Outcome:
-        items: list[Aggregate] = [customer]
-        if idempotency is not None:
-            items.append(
-                IdempotencyRecord.record(
-                    idempotency, customer.id, customer.version, status, self.clock()
-                )
-            )
-        try:
-            self.save(*items)
-        except IntegrityError:
-            # Under a key, `idempotent` then looks for an earlier outcome of that key.
-            if creating:
-                raise exists(customer.customer_id) from None
-            raise LostRace(
-                "the customer changed while this command ran; read it again and retry", retry=True
-            ) from None
-        if adopted is not None:
-            customer = self._catch_up(customer, adopted.version)
-        return Outcome(customer, status)
-
-    def _catch_up(self, customer: Customer, judged_by: int) -> Customer:
-        """After a save judged by policy `judged_by`: refresh under a newer one, if any.
-
-        The command has committed by now, so nothing here may fail it: the answer must say
-        what was saved. Should the catch-up itself fail (the database went away in between),
-        the saved customer is answered and the failure logged; its next change, or the next
-        recomputation, judges it by the policy then in force.
-        """
-        try:
-            return self._try_catch_up(customer, judged_by)
-        except Exception:
-            log.exception(
-                "customer %s was saved, but its catch-up with a newer policy failed",
-                customer.customer_id,
-            )
-            return customer
-
-    def _try_catch_up(self, customer: Customer, judged_by: int) -> Customer:
-        for _ in range(CATCH_UP_ATTEMPTS):
-            adopted = self.current_policy()
-            if adopted.version == judged_by:
-                return customer
-            customer = self._customer(customer.customer_id)
-            now = self.clock()
-            if customer.refresh(
-                adopted.policy,
-                cause=SegmentReason.POLICY_CHANGED,
-                effective_on=adopted.effective_on or local_date(now),
-                actor=adopted.adopted_by or customer.updated_by,
-                now=now,
-            ):
-                try:
-                    self.save(customer)
-                except IntegrityError:
-                    continue  # someone else saved: they judged by the current policy or we retry
-            judged_by = adopted.version
-        return customer
-
-
-def exists(customer_id: str, how: str = "already") -> DomainError:
-    return DomainError(
-        "customer_exists",
-        f"customer {customer_id} is {how} registered"
-        if how == "already"
-        else f"customer {customer_id} appears {how}",
-        kind="conflict",
-        details={"customer_id": customer_id},
-    )
