@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from crm_contracts.enums import ActivityType, Segment
+from crm_platform.errors import DomainError
 from segmentation.policy import (
     DEFAULT_POLICY,
     MEETING_TYPES,
@@ -22,7 +23,6 @@ from segmentation.policy import (
     parse_policy,
 )
 from segmentation.policy_schemas import BandIn, MeetingTargetsIn, PolicyIn, TargetsIn, ThresholdsIn
-from segmentation.rules import DomainError
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 

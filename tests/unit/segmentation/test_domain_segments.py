@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import pytest
 from crm_contracts.enums import Segment
+from crm_platform.errors import DomainError
 from segmentation.domain import Customer
 from segmentation.policy import DEFAULT_POLICY
-from segmentation.rules import DomainError, SegmentReason
+from segmentation.rules import SegmentReason
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 TODAY = date(2026, 3, 2)

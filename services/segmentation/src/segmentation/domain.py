@@ -1,4 +1,5 @@
-"""Aggregates of the segmentation service: `Customer`, `PolicyBook` and `Recomputation`.
+"""The customer aggregate of the segmentation service: `Customer`, its events, and
+`CUSTOMER_EVENTS` (those the relay publishes a snapshot after).
 
 Commands validate first and only then trigger events, so replaying never re-checks a rule
 against a later "now". A customer's segment is recomputed by every command that could change
@@ -16,13 +17,13 @@ from typing import Any, Final
 from uuid import UUID
 
 from crm_contracts.enums import Segment
+from crm_platform.errors import DomainError
 from eventsourcing.domain import Aggregate
 
 from segmentation.policy import Policy
 from segmentation.rules import (
     ONE_DAY,
     Agreement,
-    DomainError,
     PotentialSource,
     SegmentReason,
     local_date,

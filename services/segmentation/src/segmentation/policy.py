@@ -1,6 +1,6 @@
 """The segmentation policy as data: thresholds, the targets table and the prioritized set.
 
-A policy is a value; the `PolicyBook` aggregate (domain.py) keeps its versions. Version 1 is
+A policy is a value; the `PolicyBook` aggregate (below) keeps its versions. Version 1 is
 docs/domain.md's defaults. The JSON form below is what events store and what
 `GET/PUT /segmentation/policy` carry:
 
@@ -26,9 +26,10 @@ from typing import Any, Final
 from uuid import UUID
 
 from crm_contracts.enums import ActivityType, Segment
+from crm_platform.errors import DomainError
 from eventsourcing.domain import Aggregate
 
-from segmentation.rules import DomainError, local_date, require_potential
+from segmentation.rules import local_date, require_potential
 
 MEETING_TYPES: Final[tuple[ActivityType, ...]] = (
     ActivityType.DISCOVERY_MEETING,

@@ -1,9 +1,8 @@
-"""Plain checks, small values and the errors of the segmentation service: no I/O.
+"""Plain checks and small values of the segmentation service: no I/O.
 
-Each check fails with a `DomainError` whose `code` names the field or state at fault, so the
-API can point the caller at exactly what to fix; `CommandRefused` and its subclasses are what
-the application refuses before any rule is asked. Both are shared by every service
-(`crm_platform.errors`), so refusals read and map the same everywhere.
+Each check fails with a `DomainError` (`crm_platform.errors`, shared by every service, so
+refusals read and map the same everywhere) whose `code` names the field or state at fault, so
+the API can point the caller at exactly what to fix.
 """
 
 from __future__ import annotations
@@ -17,12 +16,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from crm_contracts.patterns import is_id, is_mailbox, is_text
-from crm_platform.errors import CommandRefused as CommandRefused
-from crm_platform.errors import DomainError as DomainError
-from crm_platform.errors import Forbidden as Forbidden
-from crm_platform.errors import LostRace as LostRace
-from crm_platform.errors import NotFound as NotFound
-from crm_platform.errors import StaleVersion as StaleVersion
+from crm_platform.errors import DomainError
 
 COPENHAGEN: Final = ZoneInfo("Europe/Copenhagen")
 NAME_MAX: Final = 200
