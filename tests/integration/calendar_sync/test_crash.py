@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from calendar_sync.calendar import Calendar, Placed, Remote
+from calendar_sync.domain import CalendarEntry
 from calendar_sync.metrics import SyncMetrics
-from calendar_sync.rules import CalendarEntry
 from calendar_sync.service import graph_calendar
 from crm_contracts.activity import ActivityEvent
 from crm_contracts.enums import ActivityType

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from calendar_sync.calendar import Calendar, Placed, Remote
 from calendar_sync.consumers import ActivityProjection
+from calendar_sync.domain import CalendarEntry, CancelMode
 from calendar_sync.metrics import SyncMetrics
 from calendar_sync.projector import Projector
 from calendar_sync.relay import StatusRelay
-from calendar_sync.rules import CalendarEntry, CancelMode
 from calendar_sync.state import SyncState
 from crm_contracts.cloudevents import decode, encode
 from crm_contracts.topics import SOURCE_ACTIVITY

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from calendar_sync.domain import CancelMode
 from calendar_sync.graph import ACTIVITY_PROPERTY_ID, transaction_id_for
-from calendar_sync.rules import CancelMode
 from calendar_sync.settings import CalendarSyncSettings
 from crm_contracts.calendar_sync import CalendarSyncStatus
 from crm_contracts.enums import ActivityType, Channel, SyncStatus

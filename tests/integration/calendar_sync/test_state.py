@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from calendar_sync.rules import ActivityView, Lifecycle
+from calendar_sync.domain import ActivityView, Lifecycle
 from calendar_sync.state import SyncRecord, SyncState
 from crm_contracts.enums import ActivityType, Channel, SyncStatus
 from crm_platform.eventstore import StoreLocation

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from calendar_sync.domain import CalendarEntry
 from calendar_sync.feed import FeedEntry, uid_for
 from calendar_sync.ics import render_feed
-from calendar_sync.rules import CalendarEntry
 from icalendar import Calendar
 
 CPH = ZoneInfo("Europe/Copenhagen")

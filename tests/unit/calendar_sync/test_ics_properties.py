@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from calendar_sync.domain import CalendarEntry
 from calendar_sync.feed import FeedEntry, uid_for
 from calendar_sync.ics import render_feed
-from calendar_sync.rules import CalendarEntry
 from crm_contracts.patterns import is_text
 from crm_platform.values import EARLIEST, latest
 from hypothesis import given, settings

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from calendar_sync.calendar import Remote
-from calendar_sync.rules import (
+from calendar_sync.domain import (
     ActivityView,
     CancelMode,
     Lifecycle,

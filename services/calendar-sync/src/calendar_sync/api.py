@@ -26,9 +26,9 @@ from crm_platform.ops import ops_router
 from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, Field
 
+from calendar_sync.domain import mailbox_of
 from calendar_sync.metrics import SyncMetrics
 from calendar_sync.reconcile import Reconciler
-from calendar_sync.rules import mailbox_of
 from calendar_sync.state import SyncRecord, SyncState
 
 

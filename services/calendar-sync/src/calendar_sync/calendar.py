@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from calendar_sync.domain import CalendarEntry
 from calendar_sync.graph import EventGone, GraphCalendar, GraphEvent, OutlookEvent, SyncStatus
-from calendar_sync.rules import CalendarEntry
 
 
 @dataclass(frozen=True)

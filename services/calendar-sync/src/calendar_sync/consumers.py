@@ -33,10 +33,10 @@ from crm_contracts.wire import WireMessage
 from crm_platform.messaging import Delivery, PoisonMessage
 from eventsourcing.persistence import IntegrityError
 
+from calendar_sync.domain import ActivityView, fold
 from calendar_sync.graph import GraphError
 from calendar_sync.metrics import SyncMetrics
 from calendar_sync.projector import MAX_CONFLICTS, ConcurrentUpdates, Projector
-from calendar_sync.rules import ActivityView, fold
 from calendar_sync.state import Inbound, SyncState
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from datetime import datetime
 from crm_platform.sqlview import Row, SqlView, iso, parse_iso
 
 from calendar_sync.calendar import Placed, Remote
-from calendar_sync.rules import CalendarEntry
+from calendar_sync.domain import CalendarEntry
 
 UID_DOMAIN = "calendar-sync.crm"
 # Compared against when the owner has no token, so a miss costs what a hit costs.

@@ -24,9 +24,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
+from calendar_sync.domain import mailbox_of
 from calendar_sync.feed import FeedEntry, FeedStore
 from calendar_sync.ics import render_feed
-from calendar_sync.rules import mailbox_of
 
 ICS_MEDIA_TYPE = "text/calendar; charset=utf-8"
 FEED_WORKER = "calendar-sync-feed"

@@ -32,7 +32,7 @@ from crm_contracts.enums import SyncStatus
 from crm_platform.messaging import Delivery
 
 from calendar_sync.calendar import Calendar
-from calendar_sync.rules import ActivityView, CalendarEntry, CancelMode, render
+from calendar_sync.domain import ActivityView, CalendarEntry, CancelMode, render
 from calendar_sync.state import SyncRecord, SyncState
 
 log = logging.getLogger(__name__)

@@ -27,9 +27,9 @@ from typing import Any
 
 from crm_contracts.enums import SyncStatus
 
+from calendar_sync.domain import ActivityView
 from calendar_sync.metrics import SyncMetrics
 from calendar_sync.projector import MAX_CONFLICTS, Projector
-from calendar_sync.rules import ActivityView
 from calendar_sync.state import SyncRecord
 
 log = logging.getLogger(__name__)

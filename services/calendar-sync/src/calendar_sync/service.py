@@ -6,7 +6,7 @@ runs the activity consumer(s), the customer-name consumer and the status relay.
 
 Decisions (the reasons are in the modules named):
 * cancellation removes the entry by default; `CALENDAR_SYNC_CANCEL_MODE=mark` keeps it as
-  "Aflyst: …", category Aflyst, free (rules.py);
+  "Aflyst: …", category Aflyst, free (domain.py);
 * an unknown customer name shows as the customer id and is fixed when the snapshot
   arrives (consumers.py);
 * the feed omits cancelled entries in remove mode and marks them STATUS:CANCELLED in mark

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from calendar_sync.domain import CancelMode
 from calendar_sync.graph import GRAPH_V1
 from calendar_sync.graph_auth import DEFAULT_AUTHORITY_HOST
-from calendar_sync.rules import CancelMode
 
 
 class GraphSettings(BaseSettings):

@@ -27,7 +27,7 @@ from crm_contracts.enums import ActivityType, Channel, SyncStatus
 from crm_platform.messaging import Delivery
 from crm_platform.sqlview import Row, SqlView, iso, parse_iso
 
-from calendar_sync.rules import ActivityView, Lifecycle
+from calendar_sync.domain import ActivityView, Lifecycle
 
 _COLUMNS = (
     "activity_id, customer_id, owner, type, channel, subject, agenda, starts_at, ends_at,"

@@ -1,4 +1,4 @@
-"""What an activity looks like in its owner's calendar: pure rules, no I/O.
+"""The calendar-sync domain: what an activity looks like in its owner's calendar; no I/O.
 
 `fold` turns the stored view of an activity plus one contract event into the next view;
 `render` turns a view into the calendar entry to show (or None: nothing should be shown).
