@@ -8,9 +8,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from activity.domain import CANCELLED, COMPLETED, PLANNED, Activity
-from activity.rules import DISCOVERY_FIELDS, DiscoveryProfile, DomainError
+from activity.domain import (
+    CANCELLED,
+    COMPLETED,
+    PLANNED,
+    Activity,
+    AttachmentRequest,
+    CompletionRequest,
+    PlanRequest,
+    RegistrationRequest,
+)
+from activity.rules import DISCOVERY_FIELDS, DiscoveryProfile
 from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason
+from crm_platform.errors import DomainError
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 TOMORROW_10 = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
@@ -41,19 +51,16 @@ def plan(
     ends_at: datetime | None = None,
     now: datetime = NOW,
 ) -> Activity:
-    return Activity.plan(
-        activity_id=uuid.uuid4(),
-        customer_id="c-1",
-        owner=ANNA,
-        type_=type_,
-        channel=channel,
-        subject=subject,
-        starts_at=starts_at,
-        ends_at=ends_at if ends_at is not None else starts_at + HOUR,
-        agenda=None,
-        actor=ANNA,
-        now=now,
+    request = PlanRequest(
+        "c-1",
+        ANNA,
+        type_,
+        channel,
+        subject,
+        starts_at,
+        ends_at if ends_at is not None else starts_at + HOUR,
     )
+    return Activity.plan(uuid.uuid4(), request, actor=ANNA, now=now)
 
 
 def planned(
@@ -71,36 +78,36 @@ def register(
     *,
     note: str = VALUABLE,
     held_at: datetime = NOW - HOUR,
+    booked: bool = False,
     profile: DiscoveryProfile | None = None,
+    attachments: tuple[AttachmentRequest, ...] = (),
 ) -> Activity:
+    request = RegistrationRequest(
+        "c-1", ANNA, type_, channel, held_at, note, booked=booked, attachments=attachments
+    )
     return Activity.register(
-        activity_id=uuid.uuid4(),
-        customer_id="c-1",
-        owner=ANNA,
-        type_=type_,
-        channel=channel,
-        held_at=held_at,
-        subject=None,
-        note=note,
-        next_step=None,
-        discovery_profile=profile,
-        next_activity_id=None,
-        actor=ANNA,
-        now=NOW,
+        uuid.uuid4(), request, profile=profile, next_activity_id=None, actor=ANNA, now=NOW
     )
 
 
-def complete(activity: Activity, **overrides: Any) -> None:
-    arguments: dict[str, Any] = {
-        "note": "Kunden vil have tilbud på 4 ugers print før åbningen",
-        "next_step": "Send tilbud senest fredag",
-        "discovery_profile": None,
-        "next_activity_id": None,
-        "actor": ANNA,
-        "now": NOW,
-    }
-    arguments.update(overrides)
-    activity.complete(**arguments)
+def complete(
+    activity: Activity,
+    *,
+    note: str = "Kunden vil have tilbud på 4 ugers print før åbningen",
+    next_step: str = "Send tilbud senest fredag",
+    held_at: datetime | None = None,
+    discovery_profile: DiscoveryProfile | None = None,
+    next_activity_id: uuid.UUID | None = None,
+    actor: str = ANNA,
+    now: datetime = NOW,
+) -> None:
+    activity.complete(
+        CompletionRequest(note, next_step, held_at=held_at),
+        profile=discovery_profile,
+        next_activity_id=next_activity_id,
+        actor=actor,
+        now=now,
+    )
 
 
 def move(activity: Activity, starts_at: datetime, **overrides: Any) -> None:
@@ -182,15 +189,14 @@ def test_R5_planning_needs_a_subject(subject: str) -> None:
 def test_R5_a_planned_activity_ends_after_it_starts(length: timedelta) -> None:
     with pytest.raises(DomainError) as error:
         plan(ends_at=TOMORROW_10 + length)
-    assert error.value.code == "ends_at"
+    assert (error.value.rule, error.value.field) == ("R5", "ends_at")
 
 
 @pytest.mark.parametrize("starts_at", [NOW, NOW - timedelta(minutes=1), NOW - timedelta(days=7)])
 def test_R5_an_activity_is_not_planned_in_the_past(starts_at: datetime) -> None:
     with pytest.raises(DomainError) as error:
         plan(starts_at=starts_at)
-    assert error.value.code == "starts_at"
-    assert error.value.details == {"field": "starts_at"}
+    assert (error.value.rule, error.value.field) == ("R5", "starts_at")
 
 
 @pytest.mark.parametrize("channel", [Channel.PHONE, Channel.VIDEO, Channel.EMAIL])
@@ -268,7 +274,7 @@ def test_R1_a_moved_activity_ends_after_it_starts() -> None:
     activity = planned()
     later = TOMORROW_10 + timedelta(days=1)
     error = refused(lambda: move(activity, later, ends_at=later), activity)
-    assert error.code == "ends_at"
+    assert (error.rule, error.field) == ("R5", "ends_at")
 
 
 # --------------------------------------------------------------------------- R2 retype
@@ -356,15 +362,43 @@ def test_R4_a_registered_activity_starts_completed() -> None:
     assert event.actor == ANNA
 
 
-@pytest.mark.parametrize(
-    "type_", [t for t in ActivityType if t is not ActivityType.UNANNOUNCED_VISIT]
+MEETINGS = [
+    ActivityType.DISCOVERY_MEETING,
+    ActivityType.PROPOSAL_MEETING,
+    ActivityType.STATUS_MEETING,
+    ActivityType.SALES_MEETING,
+]
+PROPOSAL = AttachmentRequest(
+    AttachmentKind.PROPOSAL, "oplaeg.pdf", "application/pdf", 1024, "0" * 64, "blob://a/1"
 )
-def test_R3_an_unplanned_physical_meeting_is_registered_only_as_unannounced_visit(
+
+
+@pytest.mark.parametrize("type_", [*MEETINGS, ActivityType.CONTACT])
+def test_R3_a_physical_activity_not_booked_is_registered_only_as_unannounced_visit(
     type_: ActivityType,
 ) -> None:
     with pytest.raises(DomainError) as error:
-        register(type_, Channel.PHYSICAL, profile=PROFILE)
-    assert error.value.code == "R3"
+        register(type_, Channel.PHYSICAL, profile=PROFILE, attachments=(PROPOSAL,))
+    assert (error.value.rule, error.value.field) == ("R3", "type")
+
+
+@pytest.mark.parametrize("type_", MEETINGS)
+def test_R3_R4_a_booked_physical_meeting_is_registered_as_what_it_was(
+    type_: ActivityType,
+) -> None:
+    activity = register(
+        type_, Channel.PHYSICAL, booked=True, note="ok", profile=PROFILE, attachments=(PROPOSAL,)
+    )
+    assert (activity.status, activity.type, activity.booked) == (COMPLETED, type_.value, True)
+    [event, *_] = activity.collect_events()
+    assert isinstance(event, Activity.Registered)
+    assert event.booked
+
+
+def test_R3_a_booked_visit_is_not_unannounced() -> None:
+    with pytest.raises(DomainError) as error:
+        register(ActivityType.UNANNOUNCED_VISIT, Channel.PHYSICAL, booked=True)
+    assert (error.value.rule, error.value.field) == ("R3", "booked")
 
 
 def test_R3_R4_an_unannounced_visit_is_always_registered_even_with_a_short_note() -> None:
@@ -385,17 +419,17 @@ def test_R4_even_a_physical_registration_needs_a_note(note: str) -> None:
 def test_R4_an_unplanned_contact_without_a_valuable_note_is_refused(note: str) -> None:
     with pytest.raises(DomainError) as error:
         register(ActivityType.CONTACT, Channel.PHONE, note=note)
-    assert error.value.code == "R4"
+    assert (error.value.rule, error.value.field) == ("R4", "note")
 
 
 def test_R4_an_unplanned_contact_with_a_valuable_note_is_registered() -> None:
     assert register(ActivityType.CONTACT, Channel.PHONE, note=VALUABLE).status == COMPLETED
 
 
-def test_R4_a_registration_records_what_already_happened() -> None:
+def test_R6_a_registration_records_what_already_happened() -> None:
     with pytest.raises(DomainError) as error:
         register(held_at=NOW + timedelta(minutes=1))
-    assert error.value.code == "held_at"
+    assert (error.value.rule, error.value.field) == ("R6", "held_at")
     assert register(held_at=NOW).status == COMPLETED
 
 
@@ -412,23 +446,8 @@ def test_R10_a_registered_discovery_meeting_needs_the_profile() -> None:
 def test_R9_a_registered_proposal_meeting_needs_its_written_proposal() -> None:
     with pytest.raises(DomainError) as error:
         register(ActivityType.PROPOSAL_MEETING, Channel.VIDEO)
-    assert error.value.code == "R9"
-    activity = Activity.register(
-        activity_id=uuid.uuid4(),
-        customer_id="c-1",
-        owner=ANNA,
-        type_=ActivityType.PROPOSAL_MEETING,
-        channel=Channel.VIDEO,
-        held_at=NOW - HOUR,
-        subject="Oplæg 2026",
-        note=VALUABLE,
-        next_step="Opfølgning om en uge",
-        discovery_profile=None,
-        next_activity_id=None,
-        actor=ANNA,
-        now=NOW,
-        proposal_attached=True,
-    )
+    assert (error.value.rule, error.value.field) == ("R9", "attachments")
+    activity = register(ActivityType.PROPOSAL_MEETING, Channel.VIDEO, attachments=(PROPOSAL,))
     assert activity.status == COMPLETED
 
 
@@ -445,7 +464,7 @@ def test_R6_completion_records_the_note_and_the_next_step() -> None:
 
     assert activity.status == COMPLETED
     assert (activity.note, activity.next_step) == ("Vil have tilbud", "Send tilbud")
-    assert activity.completed_at == NOW
+    assert activity.completed_at == NOW  # held now, unless said otherwise
     assert activity.next_activity_id == next_id
     [event] = activity.collect_events()
     assert isinstance(event, Activity.Completed)
@@ -461,6 +480,38 @@ def test_R6_completion_needs_a_note_and_a_next_step(note: str, next_step: str) -
     error = refused(lambda: complete(activity, note=note, next_step=next_step), activity)
     assert error.code == "R6"
     assert activity.status == PLANNED
+
+
+def test_R6_completion_records_when_the_activity_was_held() -> None:
+    activity = plan(now=NOW - timedelta(days=3), starts_at=NOW - timedelta(days=1))
+    activity.collect_events()
+    complete(activity, held_at=NOW - timedelta(days=1))
+    assert activity.completed_at == NOW - timedelta(days=1)
+    [event] = activity.collect_events()
+    assert (event.held_at, event.timestamp) == (NOW - timedelta(days=1), NOW)
+
+
+@pytest.mark.parametrize(
+    "held_at", [NOW + timedelta(seconds=1), NOW - timedelta(seconds=1)], ids=["future", "pre-plan"]
+)
+def test_R6_completion_is_held_between_planning_and_now(held_at: datetime) -> None:
+    activity = planned()  # planned at NOW
+    error = refused(lambda: complete(activity, held_at=held_at), activity)
+    assert (error.rule, error.field) == ("R6", "held_at")
+
+
+@pytest.mark.parametrize("channel", [Channel.PHONE, Channel.VIDEO])
+def test_R1_an_unanswered_call_is_not_completed(channel: Channel) -> None:
+    activity = planned(ActivityType.SALES_MEETING, channel)
+    error = refused(lambda: complete(activity, note="Ringede, ingen svar"), activity)
+    assert (error.rule, error.field, error.kind) == ("R1", "note", "conflict")
+    assert "move" in error.message
+
+
+def test_R1_a_physical_meeting_is_not_judged_as_a_call() -> None:
+    activity = planned(ActivityType.STATUS_MEETING, Channel.PHYSICAL)
+    complete(activity, note="Ingen svar på spørgsmålet om budget endnu")
+    assert activity.status == COMPLETED
 
 
 # --------------------------------------------------------------------------- R9 proposal
@@ -536,7 +587,7 @@ def _registered() -> Activity:
 
 def _cancelled() -> Activity:
     activity = planned()
-    activity.cancel(reason="Kunden har lukket", actor=ANNA, now=NOW)
+    activity.cancel(reason="Kunden har lukket", next_activity_id=None, actor=ANNA, now=NOW)
     activity.collect_events()
     return activity
 
@@ -548,7 +599,9 @@ COMMANDS: dict[str, Callable[[Activity], object]] = {
     ),
     "reassign": lambda a: a.reassign(owner=BO, actor=ANNA, now=NOW),
     "complete": complete,
-    "cancel": lambda a: a.cancel(reason="Dobbeltbooket", actor=ANNA, now=NOW),
+    "cancel": lambda a: a.cancel(
+        reason="Dobbeltbooket", next_activity_id=None, actor=ANNA, now=NOW
+    ),
 }
 
 
@@ -579,9 +632,11 @@ def test_R6_documentation_may_be_attached_after_completion() -> None:
 
 def test_cancelling_needs_a_reason_and_ends_the_activity() -> None:
     activity = planned()
-    error = refused(lambda: activity.cancel(reason="  ", actor=ANNA, now=NOW), activity)
-    assert error.code == "reason"
-    activity.cancel(reason="Kunden har lukket", actor=BO, now=NOW)
+    error = refused(
+        lambda: activity.cancel(reason="  ", next_activity_id=None, actor=ANNA, now=NOW), activity
+    )
+    assert (error.code, error.field) == ("reason", "reason")
+    activity.cancel(reason="Kunden har lukket", next_activity_id=None, actor=BO, now=NOW)
     assert activity.status == CANCELLED
     [event] = activity.collect_events()
     assert (event.reason, event.actor) == ("Kunden har lukket", BO)

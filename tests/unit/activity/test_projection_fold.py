@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from activity.domain import Activity
+from activity.domain import Activity, CompletionRequest, PlanRequest, RegistrationRequest
 from activity.projections import ACTIVITY_TOPICS, UnknownActivity, fold, fold_batch
 from activity.read_queries import (
     ACTIVITY_COLUMNS,
@@ -37,19 +37,17 @@ def planned(
     minutes: int = 30,
     agenda: str | None = None,
 ) -> Activity:
-    return Activity.plan(
-        activity_id=uuid.uuid4(),
-        customer_id="K1",
-        owner=ANNA,
-        type_=ActivityType.CONTACT,
-        channel=Channel.PHONE,
-        subject=subject,
-        starts_at=starts_at,
-        ends_at=starts_at + timedelta(minutes=minutes),
-        agenda=agenda,
-        actor=ANNA,
-        now=NOW,
+    request = PlanRequest(
+        "K1",
+        ANNA,
+        ActivityType.CONTACT,
+        Channel.PHONE,
+        subject,
+        starts_at,
+        starts_at + timedelta(minutes=minutes),
+        agenda,
     )
+    return Activity.plan(uuid.uuid4(), request, actor=ANNA, now=NOW)
 
 
 def folded(events: list[Any]) -> tuple[dict[str, Any], list[tuple[Any, ...]], list[Any]]:
@@ -159,9 +157,8 @@ def test_retype_then_completion() -> None:
     )
     done_at = NOW + timedelta(days=1, hours=2)
     activity.complete(
-        note=NOTE,
-        next_step="Send tilbud senest fredag",
-        discovery_profile=None,
+        CompletionRequest(NOTE, "Send tilbud senest fredag"),
+        profile=None,
         next_activity_id=None,
         actor=ANNA,
         now=done_at,
@@ -175,27 +172,19 @@ def test_retype_then_completion() -> None:
         (
             "completed",
             "sales_meeting",
-            "Aftalt salgsmøde gennemført. Næste skridt: Send tilbud senest fredag",
+            "Aftalt salgsmøde gennemført 03.03.2026 kl. 11:00. "
+            "Næste skridt: Send tilbud senest fredag",
         ),
     ]
 
 
 def test_a_registered_activity_starts_completed_at_the_time_it_was_held() -> None:
     held = NOW - timedelta(hours=3)
+    request = RegistrationRequest(
+        "K2", ANNA, ActivityType.CONTACT, Channel.PHONE, held, NOTE + "\n\nog\tmere"
+    )
     activity = Activity.register(
-        activity_id=uuid.uuid4(),
-        customer_id="K2",
-        owner=ANNA,
-        type_=ActivityType.CONTACT,
-        channel=Channel.PHONE,
-        held_at=held,
-        subject=None,
-        note=NOTE + "\n\nog\tmere",
-        next_step=None,
-        discovery_profile=None,
-        next_activity_id=None,
-        actor=ANNA,
-        now=NOW,
+        uuid.uuid4(), request, profile=None, next_activity_id=None, actor=ANNA, now=NOW
     )
     row, timeline, _ = folded(activity.collect_events())
 
@@ -208,7 +197,7 @@ def test_a_registered_activity_starts_completed_at_the_time_it_was_held() -> Non
 
 def test_summaries_are_clipped() -> None:
     activity = planned()
-    activity.cancel(reason="x" * 500, actor=ANNA, now=NOW)
+    activity.cancel(next_activity_id=None, reason="x" * 500, actor=ANNA, now=NOW)
     _, timeline, _ = folded(activity.collect_events())
     assert len(timeline[-1][8]) == 200
     assert timeline[-1][8].endswith("x…")
@@ -219,7 +208,7 @@ def test_the_given_row_is_left_untouched() -> None:
     (created,) = activity.collect_events()
     row, _, _ = fold(None, created, 1)
     before = dict(row)
-    activity.cancel(reason="Kunden lukker", actor=ANNA, now=NOW)
+    activity.cancel(next_activity_id=None, reason="Kunden lukker", actor=ANNA, now=NOW)
     (cancelled,) = activity.collect_events()
     new, _, _ = fold(row, cancelled, 2)
     assert row == before
@@ -228,7 +217,7 @@ def test_the_given_row_is_left_untouched() -> None:
 
 def test_an_event_without_its_start_is_refused() -> None:
     activity = planned()
-    activity.cancel(reason="Kunden lukker", actor=ANNA, now=NOW)
+    activity.cancel(next_activity_id=None, reason="Kunden lukker", actor=ANNA, now=NOW)
     _, cancelled = activity.collect_events()
     with pytest.raises(UnknownActivity):
         fold(None, cancelled, 7)
