@@ -10,19 +10,28 @@ Nothing further out is needed by a sales force, and with these bounds no later a
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Final
+from zoneinfo import ZoneInfo
 
 from crm_contracts.patterns import ID_PATTERN, MAILBOX_PATTERN
 from crm_contracts.primitives import ID_MAX, MAILBOX_MAX
 from fastapi import Path, Query
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 __all__ = [
     "EARLIEST",
     "HORIZON",
+    "MONEY_AS_STRING",
     "OUT_OF_RANGE",
     "CustomerIdPath",
     "CustomerIdQuery",
@@ -32,11 +41,15 @@ __all__ = [
     "MailboxPath",
     "MoneyIn",
     "OwnerQuery",
+    "UntilQuery",
+    "UtcInstant",
     "check_day",
     "check_instant",
     "latest",
+    "utc_text",
 ]
 
+COPENHAGEN: Final = ZoneInfo("Europe/Copenhagen")
 EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
 HORIZON: Final = timedelta(days=3653)  # ten years, leap days included
 _ISO_INSTANT: Final = re.compile(
@@ -110,8 +123,17 @@ Day = Annotated[
 MONEY_PATTERN: Final = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"
 
 
+MONEY_AS_STRING: Final = "money_as_string"
+"""The error type (and, alone, the problem code) of an amount sent as a JSON number."""
+
+
 def _money_text(value: object) -> object:
     # A JSON number is a float to most clients: the amount may be inexact before we see it.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise PydanticCustomError(
+            MONEY_AS_STRING,
+            'an amount is sent as a decimal string, e.g. "390000.00", never as a JSON number',
+        )
     if isinstance(value, str) and re.match(MONEY_PATTERN, value):
         return value
     raise ValueError('must be an amount in DKK written as a string, e.g. "390000.00"')
@@ -143,4 +165,72 @@ OwnerQuery = Annotated[
 """Filter by consultant: an e-mail address, as owners are."""
 
 CustomerIdQuery = Annotated[str | None, Query(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)]
-InstantQuery = Annotated[Instant | None, Query()]
+
+_DAY_ONLY: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _day_starts(value: object, *, next_day: bool) -> object:
+    """A bare date in a query means that day in Copenhagen: its start (`from`), or the start
+    of the day after (`to`, which is exclusive), so `?from=D&to=D` is the whole day D."""
+    if isinstance(value, str) and _DAY_ONLY.match(value.strip()):
+        try:
+            day = date.fromisoformat(value.strip())
+        except ValueError as bad:
+            raise ValueError(f"{value!r} is not a calendar day") from bad
+        check_day(day)
+        if next_day:
+            day = day + timedelta(days=1) if day < date.max else day
+        return datetime.combine(day, time(0), COPENHAGEN).astimezone(UTC)
+    return value
+
+
+def _day_start(value: object) -> object:
+    return _day_starts(value, next_day=False)
+
+
+def _day_end(value: object) -> object:
+    return _day_starts(value, next_day=True)
+
+
+_QUERY_TIME: Final = (
+    "ISO 8601 with an offset, or a day (YYYY-MM-DD) meaning that day in Europe/Copenhagen"
+)
+_DAY_OR_INSTANT = Annotated[
+    Instant,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date"},
+            ]
+        }
+    ),
+]
+InstantQuery = Annotated[
+    _DAY_OR_INSTANT | None,
+    BeforeValidator(_day_start),
+    Query(description=_QUERY_TIME + " (from its start)."),
+]
+"""A lower bound in a query: a time, or a Copenhagen day from its start."""
+UntilQuery = Annotated[
+    _DAY_OR_INSTANT | None,
+    BeforeValidator(_day_end),
+    Query(description=_QUERY_TIME + " (to its end; the bound is exclusive)."),
+]
+"""An exclusive upper bound in a query: a time, or a Copenhagen day to its end."""
+
+
+def utc_text(value: datetime) -> str:
+    """How every time leaves an API: UTC, with `Z`."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+UtcInstant = Annotated[
+    AwareDatetime,
+    PlainSerializer(utc_text, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "description": "UTC, ending in `Z`."},
+        mode="serialization",
+    ),
+]
+"""A point in time as an API answers it: always UTC with `Z`, whatever it was given in."""

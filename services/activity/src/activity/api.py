@@ -30,7 +30,7 @@ from crm_platform.http.conditional import (
 from crm_platform.http.refusals import install_refusal_handlers
 from crm_platform.idempotency import IdempotencyKey
 from crm_platform.ops import ops_router
-from crm_platform.values import CustomerIdPath, InstantQuery
+from crm_platform.values import CustomerIdPath, InstantQuery, utc_text
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from prometheus_client import CollectorRegistry, Counter
@@ -348,5 +348,5 @@ def _history_entry(event: Any) -> HistoryEntry:
         at=moment,
         actor=getattr(event, "actor", None),
         why=why if isinstance(why, str) else None,
-        details=jsonable_encoder(attributes),
+        details=jsonable_encoder(attributes, custom_encoder={datetime: utc_text}),
     )

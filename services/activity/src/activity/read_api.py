@@ -11,7 +11,13 @@ from typing import Annotated, Generic, TypeVar
 from crm_contracts.enums import ActivityType
 from crm_platform.auth import Authenticator, Principal
 from crm_platform.http import ApiError, StrictRoute, error_responses
-from crm_platform.values import CustomerIdPath, CustomerIdQuery, Instant, OwnerQuery
+from crm_platform.values import (
+    CustomerIdPath,
+    CustomerIdQuery,
+    InstantQuery,
+    OwnerQuery,
+    UntilQuery,
+)
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
@@ -34,8 +40,8 @@ Cursor = Annotated[
     str | None,
     Query(max_length=512, pattern=r"^[A-Za-z0-9_-]*$", description="From the previous page"),
 ]
-From = Annotated[Instant | None, Query(alias="from", description="Inclusive")]
-To = Annotated[Instant | None, Query(alias="to", description="Exclusive")]
+From = Annotated[InstantQuery, Query(alias="from")]
+To = Annotated[UntilQuery, Query(alias="to")]
 
 
 class Page(BaseModel, Generic[T]):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -20,7 +19,7 @@ from crm_contracts.primitives import (
 )
 from crm_contracts.primitives import Id as CustomerId
 from crm_contracts.primitives import Reason as RequiredReason
-from crm_platform.values import Instant, MoneyIn
+from crm_platform.values import Instant, MoneyIn, UtcInstant
 from pydantic import BaseModel, ConfigDict, Field
 
 from activity.domain import (
@@ -225,12 +224,13 @@ class ActivityOut(BaseModel):
     subject: str | None
     agenda: str | None
     status: str
-    registered: bool
-    starts_at: datetime
-    ends_at: datetime
+    registered: bool = Field(description="Held without having been planned in the CRM.")
+    booked: bool = Field(description="A registered activity agreed with the customer beforehand.")
+    starts_at: UtcInstant
+    ends_at: UtcInstant
     note: str | None
     next_step: str | None
-    completed_at: datetime | None
+    completed_at: UtcInstant | None = Field(description="When it was held (R6).")
     next_activity_id: UUID | None
     attachments: list[AttachmentOut]
 
@@ -250,6 +250,7 @@ class ActivityOut(BaseModel):
             agenda=activity.agenda,
             status=activity.status,
             registered=activity.registered,
+            booked=activity.booked,
             starts_at=activity.starts_at,
             ends_at=activity.ends_at,
             note=activity.note,
@@ -263,7 +264,7 @@ class ActivityOut(BaseModel):
 class HistoryEntry(BaseModel):
     version: int
     event: str = Field(description="What happened, e.g. `moved`.")
-    at: datetime = Field(description="When (UTC).")
+    at: UtcInstant = Field(description="When (UTC).")
     actor: str | None = Field(description="Who: the user id of the caller.")
     why: str | None = Field(description="The reason or note given, when there was one.")
     details: dict[str, Any]
@@ -272,7 +273,7 @@ class HistoryEntry(BaseModel):
 class DiscoveryProfileOut(BaseModel):
     customer_id: str
     revision: int = Field(description="1 for the first profile, +1 for every later one.")
-    recorded_at: datetime
+    recorded_at: UtcInstant
     recorded_by: str
     activity_id: UUID
     profile: dict[str, str]

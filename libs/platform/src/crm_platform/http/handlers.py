@@ -27,7 +27,7 @@ MAX_REPORTED_ERRORS = 20
 MAX_MESSAGE_CHARS = 300
 
 # Error types of the door's own checks that answer under their own code (crm_platform.values).
-NAMED_REFUSALS = frozenset({"time_out_of_range"})
+NAMED_REFUSALS = frozenset({"time_out_of_range", "money_as_string"})
 
 # Codes for the statuses Starlette and FastAPI raise themselves (routing, security helpers).
 _HTTP_CODES: dict[int, str] = {
