@@ -11,7 +11,7 @@ import pytest
 from crm_contracts import MESSAGE_TYPES, Message, type_of
 from crm_contracts.asyncapi import SERVICES
 from crm_contracts.generate import CONTRACTS_DIR, drift, main, render, write
-from crm_contracts.topics import ACTIVITY_EVENTS, CALENDAR_SYNC, CUSTOMERS
+from crm_contracts.topics import ACTIVITY_EVENTS, CALENDAR_SYNC, CUSTOMERS, R8_GAPS
 
 
 def _committed() -> dict[str, str]:
@@ -106,7 +106,7 @@ def _asyncapi(name: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("service", "sends", "receives"),
     [
-        ("activity", {ACTIVITY_EVENTS}, {CUSTOMERS}),
+        ("activity", {ACTIVITY_EVENTS, R8_GAPS}, {CUSTOMERS}),
         ("segmentation", {CUSTOMERS}, {ACTIVITY_EVENTS}),
         ("calendar-sync", {CALENDAR_SYNC}, {ACTIVITY_EVENTS, CUSTOMERS}),
     ],

@@ -11,12 +11,14 @@ from crm_contracts import (
     CALENDAR_SYNC,
     CUSTOMERS,
     MESSAGE_TYPES,
+    R8_GAPS,
     REGISTRY,
     ActivityEvent,
     ActivityType,
     CalendarSyncStatus,
     Channel,
     CustomerSnapshot,
+    FutureActivityGap,
     Message,
     Segment,
     SyncStatus,
@@ -103,6 +105,8 @@ def test_registry_holds_the_published_types() -> None:
         "crm.activity.retyped.v1",
         "crm.calendar.sync_status.v1",
         "crm.customer.snapshot.v1",
+        "crm.future_activity_gap.closed.v1",
+        "crm.future_activity_gap.opened.v1",
     ]
 
 
@@ -144,6 +148,8 @@ def test_every_message_has_one_topic_and_an_aggregate_key(message: Message) -> N
                 CALENDAR_SYNC,
                 str(message.activity_id),
             )
+        case FutureActivityGap():
+            assert (topic_for(message), key_for(message)) == (R8_GAPS, message.customer_id)
         case _:
             pytest.fail(f"no topic expectation for {type(message).__name__}")
 

@@ -23,6 +23,8 @@ from crm_contracts.enums import (
     ActivityType,
     AttachmentKind,
     Channel,
+    GapClosedBecause,
+    GapOpenedBecause,
     MoveReason,
     Segment,
     SyncStatus,
@@ -37,11 +39,17 @@ from crm_contracts.errors import (
     UnsupportedSpecVersion,
     UnsupportedVersion,
 )
+from crm_contracts.gaps import (
+    FutureActivityGap,
+    FutureActivityGapClosed,
+    FutureActivityGapOpened,
+)
 from crm_contracts.registry import MESSAGE_TYPES, REGISTRY, model_for, type_of
 from crm_contracts.topics import (
     ACTIVITY_EVENTS,
     CALENDAR_SYNC,
     CUSTOMERS,
+    R8_GAPS,
     dead_letter,
     key_for,
     topic_for,
@@ -53,6 +61,7 @@ __all__ = [
     "CALENDAR_SYNC",
     "CUSTOMERS",
     "MESSAGE_TYPES",
+    "R8_GAPS",
     "REGISTRY",
     "ActivityCancelled",
     "ActivityCompleted",
@@ -74,6 +83,11 @@ __all__ = [
     "Decoded",
     "DiscoveryProfile",
     "Event",
+    "FutureActivityGap",
+    "FutureActivityGapClosed",
+    "FutureActivityGapOpened",
+    "GapClosedBecause",
+    "GapOpenedBecause",
     "InvalidEnvelope",
     "InvalidHeader",
     "InvalidMessage",

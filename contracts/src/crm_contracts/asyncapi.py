@@ -18,6 +18,7 @@ from crm_contracts.topics import (
     ACTIVITY_EVENTS,
     CALENDAR_SYNC,
     CUSTOMERS,
+    R8_GAPS,
     SOURCE_ACTIVITY,
     SOURCE_CALENDAR_SYNC,
     SOURCE_SEGMENTATION,
@@ -28,7 +29,7 @@ from crm_contracts.topics import (
 )
 
 ASYNCAPI_VERSION: Final = "3.0.0"
-DOCUMENT_VERSION: Final = "1.0.0"
+DOCUMENT_VERSION: Final = "1.1.0"
 """Bump when the documents change meaningfully (a new message type, a new topic)."""
 KAFKA_BINDING_VERSION: Final = "0.5.0"
 
@@ -47,9 +48,10 @@ SERVICES: Final[tuple[Service, ...]] = (
     Service(
         "activity",
         "CRM activity service",
-        "Plans, moves, retypes, completes and registers sales activities (rules R1-R10).",
+        "Plans, moves, retypes, completes and registers sales activities (rules R1-R10); "
+        "announces when a prioritized customer is left without a future activity (R8).",
         SOURCE_ACTIVITY,
-        sends=(ACTIVITY_EVENTS,),
+        sends=(ACTIVITY_EVENTS, R8_GAPS),
         receives=(CUSTOMERS,),
     ),
     Service(

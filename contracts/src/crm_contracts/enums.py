@@ -111,3 +111,19 @@ SEGMENT_LABELS: Final[Mapping[Segment, str]] = {
     Segment.D: "D",
     Segment.UNSEGMENTED: "Usegmenteret",
 }
+
+
+class GapOpenedBecause(StrEnum):
+    """Why a prioritized customer was left without a future activity (R8)."""
+
+    BECAME_PRIORITIZED = "became_prioritized"  # new potential, agreement, programme, import
+    OVERDUE = "overdue"  # its last planned activity passed without being held or moved
+    CLOSED = "closed"  # its last future activity was completed or cancelled
+
+
+class GapClosedBecause(StrEnum):
+    """Why an R8 gap closed."""
+
+    PLANNED = "planned"  # a future activity was planned (or an overdue one moved ahead)
+    NO_LONGER_PRIORITIZED = "no_longer_prioritized"
+    CUSTOMER_REMOVED = "customer_removed"

@@ -29,10 +29,13 @@ from crm_contracts.enums import (
     ActivityType,
     AttachmentKind,
     Channel,
+    GapClosedBecause,
+    GapOpenedBecause,
     MoveReason,
     Segment,
     SyncStatus,
 )
+from crm_contracts.gaps import FutureActivityGapClosed, FutureActivityGapOpened
 
 ACTIVITY_ID: Final = UUID("0b6f1f4e-3c1a-4f4e-9a57-8d2f6c1e5a01")
 NEXT_ACTIVITY_ID: Final = UUID("5d0c2a9b-7e41-4c3f-b1d8-2f9e6a7c4b02")
@@ -176,5 +179,24 @@ def example_messages() -> tuple[Message, ...]:
             status=SyncStatus.SYNCED,
             outlook_event_id="AAMkAGI2TG93AAA=",
             activity_version=1,
+        ),
+        FutureActivityGapOpened(
+            version=7,
+            actor="activity",
+            occurred_at=_at(4, 9),
+            customer_id=CUSTOMER_ID,
+            since=_at(4, 9),
+            why=GapOpenedBecause.BECAME_PRIORITIZED,
+            segment="A",
+            owner=CONSULTANT,
+        ),
+        FutureActivityGapClosed(
+            version=8,
+            actor=CONSULTANT,
+            occurred_at=_at(4, 10),
+            customer_id=CUSTOMER_ID,
+            since=_at(4, 9),
+            why=GapClosedBecause.PLANNED,
+            activity_id=ACTIVITY_ID,
         ),
     )

@@ -16,6 +16,7 @@ from crm_contracts.base import Message
 from crm_contracts.calendar_sync import CalendarSyncStatus
 from crm_contracts.customer import CustomerSnapshot
 from crm_contracts.errors import UnknownEventType, UnsupportedVersion
+from crm_contracts.gaps import GAP_EVENT_TYPES
 
 TYPE_PATTERN: Final = re.compile(
     r"^crm\.(?P<aggregate>[a-z][a-z_]*)\.(?P<event>[a-z][a-z_]*)\.v(?P<version>[1-9][0-9]*)$"
@@ -25,6 +26,7 @@ MESSAGE_TYPES: Final[tuple[type[Message], ...]] = (
     *ACTIVITY_EVENT_TYPES,
     CustomerSnapshot,
     CalendarSyncStatus,
+    *GAP_EVENT_TYPES,
 )
 
 

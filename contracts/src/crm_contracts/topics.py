@@ -13,10 +13,12 @@ from crm_contracts.activity import ACTIVITY_EVENT_TYPES, ActivityEvent
 from crm_contracts.base import Message
 from crm_contracts.calendar_sync import CalendarSyncStatus
 from crm_contracts.customer import CustomerSnapshot
+from crm_contracts.gaps import GAP_EVENT_TYPES, FutureActivityGap
 
 ACTIVITY_EVENTS: Final = "crm.activity.events.v1"
 CUSTOMERS: Final = "crm.customers.v1"
 CALENDAR_SYNC: Final = "crm.calendar.sync.v1"
+R8_GAPS: Final = "crm.activity.r8-gaps.v1"
 
 # Suggested CloudEvents `source` per producing service (a URI-reference, as the spec asks).
 SOURCE_ACTIVITY: Final = "/crm/activity"
@@ -41,6 +43,7 @@ TOPICS: Final[Mapping[str, Topic]] = {
         Topic(ACTIVITY_EVENTS, ACTIVITY_EVENT_TYPES, key="activity id (UUID)"),
         Topic(CUSTOMERS, (CustomerSnapshot,), key="customer id", compacted=True),
         Topic(CALENDAR_SYNC, (CalendarSyncStatus,), key="activity id (UUID)"),
+        Topic(R8_GAPS, GAP_EVENT_TYPES, key="customer id"),
     )
 }
 
@@ -68,6 +71,6 @@ def key_for(message: Message) -> str:
     match message:
         case ActivityEvent() | CalendarSyncStatus():
             return str(message.activity_id)
-        case CustomerSnapshot():
+        case CustomerSnapshot() | FutureActivityGap():
             return message.customer_id
     raise TypeError(f"{type(message).__name__} has no key")
