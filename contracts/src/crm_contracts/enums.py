@@ -118,7 +118,6 @@ class GapOpenedBecause(StrEnum):
 
     BECAME_PRIORITIZED = "became_prioritized"  # new potential, agreement, programme, import
     OVERDUE = "overdue"  # its last planned activity passed without being held or moved
-    CLOSED = "closed"  # its last future activity was completed or cancelled
 
 
 class GapClosedBecause(StrEnum):

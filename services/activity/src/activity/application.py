@@ -103,6 +103,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         activity = self._new_activity(actor, request, now)
         file = self._customer_file(customer.customer_id, now)
         file.schedule(activity.id, activity.starts_at, now)
+        file.watch(customer, now, actor.user_id)
         return self._save(activity, [file], idempotency, 201)
 
     @idempotent
@@ -129,9 +130,8 @@ class ActivityApplication(NotifiesSaves[UUID]):
         for attachment in request.attachments:
             self._attach(activity, actor, attachment, now)
         file = self._customer_file(customer.customer_id, now)
-        return self._save(
-            activity, self._filed(file, follow_up, profile, activity, actor, now), idempotency, 201
-        )
+        others = self._filed(file, customer, follow_up, profile, activity, actor, now)
+        return self._save(activity, others, idempotency, 201)
 
     # -- changing a planned activity ------------------------------------------------------
 
@@ -160,6 +160,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         )
         file = self._customer_file(activity.customer_id, now)
         file.schedule(activity.id, activity.starts_at, now)
+        file.watch(self.directory.get(activity.customer_id), now, actor.user_id)
         return self._save(activity, [file], idempotency)
 
     @idempotent
@@ -257,6 +258,26 @@ class ActivityApplication(NotifiesSaves[UUID]):
         )
         return self._close(activity, follow_up, None, actor, now, "cancelled", idempotency)
 
+    # -- R8 as time and the registry move ----------------------------------------------
+
+    def watch_future_activity(self, customer_id: str, actor: Actor) -> bool:
+        """Open or close the customer's R8 gap as the clock and the registry have it now (an
+        overdue last activity, a customer that became prioritized or stopped being so).
+        True when it changed; a lost race is left for the next look."""
+        now = self.clock()
+        file = self._customer_file(customer_id, now)
+        file.watch(self.directory.get(customer_id), now, actor.user_id)
+        if not any(
+            isinstance(e, CustomerFile.GapOpened | CustomerFile.GapClosed)
+            for e in file.pending_events
+        ):
+            return False
+        try:
+            self.save(file)
+        except IntegrityError:
+            return False  # a command saved the file meanwhile, and watched it itself
+        return True
+
     # -- queries --------------------------------------------------------------------------
 
     def activity(self, activity_id: UUID, *, as_of: datetime | None = None) -> Activity:
@@ -335,19 +356,20 @@ class ActivityApplication(NotifiesSaves[UUID]):
     ) -> Outcome:
         """Save a completed or cancelled activity with its customer's file, keeping R8."""
         file = self._customer_file(activity.customer_id, now)
+        customer = self.directory.get(activity.customer_id)
         require_future_activity(
-            self.directory.get(activity.customer_id),
+            customer,
             follow_up is not None or bool(file.future_activities(now, besides=activity.id)),
             action,
         )
         file.close(activity.id, now)
-        return self._save(
-            activity, self._filed(file, follow_up, profile, activity, actor, now), idempotency
-        )
+        others = self._filed(file, customer, follow_up, profile, activity, actor, now)
+        return self._save(activity, others, idempotency)
 
     @staticmethod
     def _filed(
         file: CustomerFile,
+        customer: CustomerEntry | None,
         follow_up: Activity | None,
         profile: DiscoveryProfile | None,
         activity: Activity,
@@ -361,6 +383,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
             others.append(follow_up)
         if profile:
             file.record_profile(profile, activity.id, actor.user_id, now)
+        file.watch(customer, now, actor.user_id)
         return others
 
     def _attach(

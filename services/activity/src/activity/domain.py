@@ -14,12 +14,21 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason
+from crm_contracts.enums import (
+    ActivityType,
+    AttachmentKind,
+    Channel,
+    GapClosedBecause,
+    GapOpenedBecause,
+    MoveReason,
+)
 from crm_platform.errors import DomainError
 from eventsourcing.domain import Aggregate
 
 from activity.rules import (
+    CustomerEntry,
     DiscoveryProfile,
+    lacks_future_activity,
     require_answered,
     require_booking_decides_type,
     require_changed_form,
@@ -451,9 +460,10 @@ class Activity(Aggregate):
 
 
 class CustomerFile(Aggregate):
-    """What the activity service knows per customer: the open activities and the discovery
-    profile with its history. Saved together with the activity a command changes, so R8
-    ("a prioritised customer always has a future activity") cannot be broken by a race.
+    """What the activity service knows per customer: the open activities, the discovery
+    profile with its history, and whether R8 has a gap open. Saved together with the activity
+    a command changes, so R8 ("a prioritised customer always has a future activity") cannot
+    be broken by a race, and a gap closes in the same save as the plan that closes it.
     """
 
     class Opened(Aggregate.Created):
@@ -480,6 +490,26 @@ class CustomerFile(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.discovery_profile = dict(self.profile)
 
+    class GapOpened(Aggregate.Event):
+        since: datetime
+        why: str
+        segment: str
+        owner: str | None
+        activity_id: UUID | None
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.gap_since, aggregate.gap_why = self.since, self.why
+
+    class GapClosed(Aggregate.Event):
+        since: datetime
+        why: str
+        activity_id: UUID | None
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.gap_since, aggregate.gap_why = None, None
+
     @staticmethod
     def id_for(customer_id: str) -> UUID:
         return uuid.uuid5(_NAMESPACE, f"customer-file:{customer_id}")
@@ -488,6 +518,8 @@ class CustomerFile(Aggregate):
         self.customer_id = customer_id
         self.open_activities: dict[UUID, datetime] = {}
         self.discovery_profile: dict[str, str] | None = None
+        self.gap_since: datetime | None = None
+        self.gap_why: str | None = None
 
     @classmethod
     def open(cls, customer_id: str, now: datetime) -> CustomerFile:
@@ -518,3 +550,47 @@ class CustomerFile(Aggregate):
 
     def future_activities(self, now: datetime, *, besides: UUID | None = None) -> list[UUID]:
         return [a for a, starts in self.open_activities.items() if starts > now and a != besides]
+
+    def watch(self, customer: CustomerEntry | None, now: datetime, actor: str) -> None:
+        """R8 over time: open a gap the moment a prioritized customer has no future activity
+        (its last one overdue, or it became prioritized), close it when one is planned or R8
+        no longer applies. Commands call it after changing the file; so does the watcher as
+        the clock and the registry move."""
+        future = sorted(self.future_activities(now), key=self.open_activities.__getitem__)
+        if lacks_future_activity(customer, bool(future)):
+            assert customer is not None
+            if self.gap_since is None:
+                self._open_gap(customer, now, actor)
+        elif self.gap_since is not None:
+            if future:
+                why, activity_id = GapClosedBecause.PLANNED, future[0]
+            elif customer is None:
+                why, activity_id = GapClosedBecause.CUSTOMER_REMOVED, None
+            else:
+                why, activity_id = GapClosedBecause.NO_LONGER_PRIORITIZED, None
+            self.trigger_event(
+                self.GapClosed,
+                timestamp=now,
+                since=self.gap_since,
+                why=why.value,
+                activity_id=activity_id,
+                actor=actor,
+            )
+
+    def _open_gap(self, customer: CustomerEntry, now: datetime, actor: str) -> None:
+        overdue = max(self.open_activities.items(), key=lambda item: item[1], default=None)
+        if overdue is not None:
+            # The gap began when the last planned activity's time passed unheld.
+            activity_id, since, why = overdue[0], overdue[1], GapOpenedBecause.OVERDUE
+        else:
+            activity_id, since, why = None, now, GapOpenedBecause.BECAME_PRIORITIZED
+        self.trigger_event(
+            self.GapOpened,
+            timestamp=now,
+            since=since,
+            why=why.value,
+            segment=customer.segment,
+            owner=customer.owner,
+            activity_id=activity_id,
+            actor=actor,
+        )

@@ -346,12 +346,19 @@ class CustomerEntry:
     owner: str | None = None
 
 
+def lacks_future_activity(customer: CustomerEntry | None, has_future_activity: bool) -> bool:
+    """R8's judgement: a prioritized customer (its segment today) with no future activity.
+    An overdue planned activity is not a future one."""
+    return customer is not None and customer.prioritized and not has_future_activity
+
+
 def require_future_activity(
     customer: CustomerEntry | None, has_future_activity: bool, action: str
 ) -> None:
-    """R8: a prioritized customer is never left without a future activity."""
-    if has_future_activity or customer is None or not customer.prioritized:
+    """R8: a command never leaves a prioritized customer without a future activity."""
+    if not lacks_future_activity(customer, has_future_activity):
         return
+    assert customer is not None
     raise DomainError(
         "R8",
         f"R8: {customer.name} ({customer.customer_id}) is a prioritized customer "
