@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from activity.domain import CustomerFile
-from activity.rules import DiscoveryProfile
+from activity.rules import CustomerEntry, DiscoveryProfile
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -80,3 +80,87 @@ def test_R10_every_recorded_profile_is_kept_as_an_event() -> None:
     events = file.collect_events()
     assert [e.profile["potential_dkk"] for e in events] == ["150000", "400000"]
     assert [e.actor for e in events] == ["anna@example.dk", "bo@example.dk"]
+
+
+# --------------------------------------------------------------------------- R8 gaps
+
+A = CustomerEntry("c-1", "Bageriet", "A", prioritized=True, owner="anna@example.dk")
+C = CustomerEntry("c-1", "Bageriet", "C", prioritized=False, owner="anna@example.dk")
+
+
+def gap_events(file: CustomerFile) -> list[tuple[str, str]]:
+    return [
+        (type(e).__name__, e.why)
+        for e in file.collect_events()
+        if isinstance(e, CustomerFile.GapOpened | CustomerFile.GapClosed)
+    ]
+
+
+def test_R8_a_gap_opens_when_a_customer_becomes_prioritized_without_a_future_activity() -> None:
+    file = opened()
+    file.watch(C, NOW, "activity")
+    assert gap_events(file) == []
+    file.watch(A, NOW, "activity")
+    [event] = [e for e in file.pending_events]
+    assert isinstance(event, CustomerFile.GapOpened)
+    assert (event.since, event.why, event.segment, event.owner, event.activity_id) == (
+        NOW,
+        "became_prioritized",
+        "A",
+        "anna@example.dk",
+        None,
+    )
+    assert file.gap_since == NOW
+    file.collect_events()
+    file.watch(A, NOW + HOUR, "activity")  # still open: nothing new
+    assert file.pending_events == []
+
+
+def test_R8_a_gap_opens_since_the_last_planned_activity_became_overdue() -> None:
+    file = opened()
+    activity = uuid.uuid4()
+    file.schedule(activity, NOW + HOUR, NOW)
+    file.watch(A, NOW, "activity")
+    assert gap_events(file) == []  # a future activity: no gap
+    file.watch(A, NOW + 2 * HOUR, "activity")
+    [event] = file.pending_events
+    assert isinstance(event, CustomerFile.GapOpened)
+    assert (event.since, event.why, event.activity_id) == (NOW + HOUR, "overdue", activity)
+
+
+def test_R8_a_gap_closes_when_an_activity_is_planned() -> None:
+    file = opened()
+    file.watch(A, NOW, "activity")
+    file.collect_events()
+    planned = uuid.uuid4()
+    file.schedule(planned, NOW + 2 * HOUR, NOW + HOUR)
+    file.watch(A, NOW + HOUR, "anna@example.dk")
+    closed = file.pending_events[-1]
+    assert isinstance(closed, CustomerFile.GapClosed)
+    assert (closed.since, closed.why, closed.activity_id, closed.actor) == (
+        NOW,
+        "planned",
+        planned,
+        "anna@example.dk",
+    )
+    assert file.gap_since is None
+
+
+def test_R8_a_gap_closes_when_the_customer_is_no_longer_prioritized_or_gone() -> None:
+    for customer, why in ((C, "no_longer_prioritized"), (None, "customer_removed")):
+        file = opened()
+        file.watch(A, NOW, "activity")
+        file.collect_events()
+        file.watch(customer, NOW + HOUR, "activity")
+        assert gap_events(file) == [("GapClosed", why)]
+
+
+def test_R8_the_gap_survives_a_replay() -> None:
+    file = CustomerFile.open("c-1", NOW)
+    file.watch(A, NOW, "activity")
+    events = [*file.collect_events()]
+    copy = None
+    for event in events:
+        copy = event.mutate(copy)
+    assert isinstance(copy, CustomerFile)
+    assert (copy.gap_since, copy.gap_why) == (NOW, "became_prioritized")

@@ -1,7 +1,8 @@
 """Inbound messages: the customer directory, fed by `crm.customers.v1`.
 
 The segmentation service owns customers; this service keeps the little it needs (name,
-segment, prioritized flag) to refuse plans for unknown customers and to enforce R8. Each
+segment, prioritized flag, owner) to refuse plans for unknown customers, to enforce R8 and
+to tell a watcher when a customer's standing changed (it may now lack a future activity). Each
 snapshot is applied with its partition's tracking position in one transaction, and an older
 snapshot never overwrites a newer one, so redelivery and reordering across restarts are
 harmless.
@@ -9,7 +10,7 @@ harmless.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from crm_contracts.cloudevents import decode, is_tombstone
 from crm_contracts.customer import CustomerSnapshot
@@ -20,67 +21,105 @@ from crm_platform.sqlview import SqlView, ViewTransaction, iso
 
 from activity.rules import CustomerEntry
 
+Changed = Callable[[CustomerEntry | None, CustomerEntry | None], None]
+"""Told, after the commit, a customer's entry before and after a snapshot that changed it."""
+
 
 class CustomerDirectory(SqlView):
-    name = "activity_directory"
+    # Renamed with the owner column: a new name reads the compacted topic from its start.
+    name = "activity_customers"
     ddl = (
         "CREATE TABLE IF NOT EXISTS {t}customers ("
         " customer_id TEXT PRIMARY KEY, name TEXT NOT NULL, segment TEXT NOT NULL,"
-        " prioritized BOOLEAN NOT NULL, version BIGINT NOT NULL, updated_at TEXT NOT NULL)",
+        " prioritized BOOLEAN NOT NULL, owner TEXT, version BIGINT NOT NULL,"
+        " updated_at TEXT NOT NULL)",
     )
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], *, on_changed: Changed | None = None) -> None:
         super().__init__(env)
+        self.on_changed = on_changed
 
     def get(self, customer_id: str) -> CustomerEntry | None:
         # Read on every command, never cached: the consumer that writes this table runs in
         # another process, and R8 and the unknown-customer check must see its last commit.
         row = self.read_one(
-            "SELECT customer_id, name, segment, prioritized"
+            "SELECT customer_id, name, segment, prioritized, owner"
             " FROM {t}customers WHERE customer_id = ?",
             (customer_id,),
         )
-        if row is None:
-            return None
-        return CustomerEntry(
-            row["customer_id"], row["name"], row["segment"], bool(row["prioritized"])
-        )
+        return _entry(row) if row is not None else None
 
     def handle(self, message: WireMessage, delivery: Delivery) -> None:
         """The message handler for `crm.customers.v1` (a poison message raises ContractError)."""
         if self.has_seen(delivery.tracking_name, delivery.offset):
             return
+        change: tuple[CustomerEntry | None, CustomerEntry | None]
         with self.transaction() as tx:
             if is_tombstone(message):
+                before = _read(tx, message.key)
                 tx.execute("DELETE FROM {t}customers WHERE customer_id = ?", (message.key,))
+                change = (before, None)
             else:
                 snapshot = decode(message).message
                 if not isinstance(snapshot, CustomerSnapshot):
                     raise InvalidMessage(
                         type(snapshot).ce_type, "only customer snapshots belong on this topic"
                     )
-                self._upsert(tx, snapshot)
+                change = self._upsert(tx, snapshot)
             tx.track(delivery.tracking_name, delivery.offset)
+        self._tell(*change)
 
     def apply_snapshot(self, snapshot: CustomerSnapshot) -> None:
         """Apply one snapshot outside any topic (seeding and tests)."""
         with self.transaction() as tx:
-            self._upsert(tx, snapshot)
+            change = self._upsert(tx, snapshot)
+        self._tell(*change)
+
+    def _tell(self, before: CustomerEntry | None, after: CustomerEntry | None) -> None:
+        if self.on_changed is not None and before != after:
+            self.on_changed(before, after)
 
     @staticmethod
-    def _upsert(tx: ViewTransaction, snapshot: CustomerSnapshot) -> None:
+    def _upsert(
+        tx: ViewTransaction, snapshot: CustomerSnapshot
+    ) -> tuple[CustomerEntry | None, CustomerEntry | None]:
+        before = _read(tx, snapshot.customer_id)
         tx.execute(
-            "INSERT INTO {t}customers VALUES (?, ?, ?, ?, ?, ?)"
+            "INSERT INTO {t}customers VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name,"
             " segment = excluded.segment, prioritized = excluded.prioritized,"
-            " version = excluded.version, updated_at = excluded.updated_at"
+            " owner = excluded.owner, version = excluded.version,"
+            " updated_at = excluded.updated_at"
             " WHERE {t}customers.version < excluded.version",
             (
                 snapshot.customer_id,
                 snapshot.name,
                 snapshot.segment.value,
                 snapshot.prioritized,
+                snapshot.owner,
                 snapshot.version,
                 iso(snapshot.updated_at),
             ),
         )
+        return before, _read(tx, snapshot.customer_id)
+
+
+def _read(tx: ViewTransaction, customer_id: str) -> CustomerEntry | None:
+    tx.execute(
+        "SELECT customer_id, name, segment, prioritized, owner"
+        " FROM {t}customers WHERE customer_id = ?",
+        (customer_id,),
+    )
+    row = tx.fetchone()
+    return _entry(row) if row is not None else None
+
+
+def _entry(row: Mapping[str, object]) -> CustomerEntry:
+    owner = row["owner"]
+    return CustomerEntry(
+        str(row["customer_id"]),
+        str(row["name"]),
+        str(row["segment"]),
+        bool(row["prioritized"]),
+        owner=str(owner) if owner is not None else None,
+    )

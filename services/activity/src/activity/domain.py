@@ -491,6 +491,7 @@ class CustomerFile(Aggregate):
             aggregate.discovery_profile = dict(self.profile)
 
     class GapOpened(Aggregate.Event):
+        customer_id: str
         since: datetime
         why: str
         segment: str
@@ -502,6 +503,7 @@ class CustomerFile(Aggregate):
             aggregate.gap_since, aggregate.gap_why = self.since, self.why
 
     class GapClosed(Aggregate.Event):
+        customer_id: str
         since: datetime
         why: str
         activity_id: UUID | None
@@ -571,6 +573,7 @@ class CustomerFile(Aggregate):
             self.trigger_event(
                 self.GapClosed,
                 timestamp=now,
+                customer_id=self.customer_id,
                 since=self.gap_since,
                 why=why.value,
                 activity_id=activity_id,
@@ -587,6 +590,7 @@ class CustomerFile(Aggregate):
         self.trigger_event(
             self.GapOpened,
             timestamp=now,
+            customer_id=self.customer_id,
             since=since,
             why=why.value,
             segment=customer.segment,

@@ -34,7 +34,7 @@ from eventsourcing.application import Application
 from eventsourcing.utils import get_topic
 
 from activity.application import ActivityApplication
-from activity.domain import CANCELLED, COMPLETED, PLANNED, Activity
+from activity.domain import CANCELLED, COMPLETED, PLANNED, Activity, CustomerFile
 from activity.read_queries import (
     ACTIVITY_COLUMNS,
     TABLE_DDL,
@@ -61,6 +61,8 @@ _EVENT_NAMES: dict[type[Any], str] = {
     Activity.AttachmentAdded: "attachment_added",
 }
 ACTIVITY_TOPICS: tuple[str, ...] = tuple(get_topic(cls) for cls in _EVENT_NAMES)
+GAP_EVENTS: tuple[type[Any], ...] = (CustomerFile.GapOpened, CustomerFile.GapClosed)
+FOLLOWED_TOPICS: tuple[str, ...] = (*ACTIVITY_TOPICS, *(get_topic(c) for c in GAP_EVENTS))
 
 Row = dict[str, Any]
 TimelineRow = tuple[str, str, int, int, str, str, str, str, str]
@@ -195,6 +197,30 @@ def _change(row: Row, event: Any, at: str) -> str:
     raise TypeError(f"not an Activity event this read model knows: {cls.__qualname__}")
 
 
+def _apply_gap(tx: ViewTransaction, event: Any) -> None:
+    """An R8 gap opened (a row) or closed (no row): only open gaps are listed."""
+    if isinstance(event, CustomerFile.GapClosed):
+        tx.execute("DELETE FROM {t}gaps WHERE customer_id = ?", (event.customer_id,))
+        return
+    tx.execute(
+        "INSERT INTO {t}gaps VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id)"
+        " DO UPDATE SET since = excluded.since, why = excluded.why,"
+        " segment = excluded.segment, owner = excluded.owner,"
+        " activity_id = excluded.activity_id, opened_at = excluded.opened_at,"
+        " version = excluded.version",
+        (
+            event.customer_id,
+            _at(event.since),
+            event.why,
+            event.segment,
+            event.owner,
+            str(event.activity_id) if event.activity_id else None,
+            _at(event.timestamp),
+            event.originator_version,
+        ),
+    )
+
+
 def fold_batch(
     rows: dict[UUID, Row], events: Iterable[tuple[int, Any]]
 ) -> tuple[list[TimelineRow], list[MoveRow]]:
@@ -243,7 +269,12 @@ class ActivityReadModel(ActivityQueries):
 
     def apply(self, tx: ViewTransaction, batch: Batch) -> None:
         """The follower's `apply`: the batch's effects, in the follower's transaction."""
-        events = [(n.id, e) for n, e in batch if type(e) in _EVENT_NAMES]
+        self._apply_activities(tx, [(n.id, e) for n, e in batch if type(e) in _EVENT_NAMES])
+        for _, event in batch:
+            if isinstance(event, GAP_EVENTS):
+                _apply_gap(tx, event)
+
+    def _apply_activities(self, tx: ViewTransaction, events: list[tuple[int, Any]]) -> None:
         if not events:
             return
         # Only activities that started before this batch have a row to continue.
@@ -358,7 +389,7 @@ def follower(
         app,
         view,
         apply=view.apply,
-        topics=ACTIVITY_TOPICS,
+        topics=FOLLOWED_TOPICS,
         batch_size=batch_size,
         parking=parking,
     )

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
-from crm_contracts.enums import ActivityType
+from crm_contracts.enums import ActivityType, Segment
 from crm_platform.auth import Authenticator, Principal
 from crm_platform.http import ApiError, StrictRoute, error_responses
 from crm_platform.values import (
@@ -26,7 +26,7 @@ from activity.read_queries import (
     MAX_PAGE,
     ActivityQueries,
     ActivityRow,
-    CustomerWithoutFuture,
+    Gap,
     InvalidCursor,
     MoveStats,
     OwnerMoves,
@@ -138,12 +138,14 @@ def read_router(
 
     @router.get(
         "/reports/without-future-activity",
-        summary="Customers with no future activity, prioritized first (R8)",
+        summary="Prioritized customers without a future activity (R8 gaps), oldest first",
     )
     def without_future_activity(
-        caller: Caller, prioritized_only: bool = False
-    ) -> list[CustomerWithoutFuture]:
-        return queries.without_future_activity(clock(), prioritized_only=prioritized_only)
+        caller: Caller, owner: OwnerQuery = None, segment: Segment | None = None
+    ) -> list[Gap]:
+        return queries.gaps(
+            owner=owner.lower() if owner else None, segment=segment.value if segment else None
+        )
 
     @router.get(
         "/reports/moves",
@@ -179,4 +181,4 @@ def _reasons(owners: list[OwnerMoves]) -> dict[str, int]:
     return totals
 
 
-__all__ = ["CustomerWithoutFuture", "read_router"]
+__all__ = ["Gap", "read_router"]

@@ -25,7 +25,7 @@ from uuid import UUID
 from crm_platform.sqlview import SqlView, iso, parse_iso
 
 from activity.consumers import CustomerDirectory
-from activity.domain import COMPLETED, PLANNED
+from activity.domain import PLANNED
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
@@ -43,11 +43,16 @@ MOVE_COLUMNS: tuple[str, ...] = (
     *("activity_id", "version", "owner", "reason", "moved_at", "from_starts_at"),
     *("to_starts_at", "actor"),
 )
+GAP_COLUMNS: tuple[str, ...] = (
+    *("customer_id", "since", "why", "segment", "owner", "activity_id", "opened_at"),
+    "version",
+)
 TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # table → (its columns, its primary key)
     "activities": (ACTIVITY_COLUMNS, ("activity_id",)),
     "timeline": (TIMELINE_COLUMNS, ("activity_id", "version")),
     "moves": (MOVE_COLUMNS, ("activity_id", "version")),
+    "gaps": (GAP_COLUMNS, ("customer_id",)),
 }
 TABLE_DDL = (
     "CREATE TABLE IF NOT EXISTS {t}activities ("
@@ -62,6 +67,11 @@ TABLE_DDL = (
     " customer_id TEXT NOT NULL, activity_id TEXT NOT NULL, version BIGINT NOT NULL,"
     " seq BIGINT NOT NULL, at TEXT NOT NULL, event TEXT NOT NULL, type TEXT NOT NULL,"
     " actor TEXT NOT NULL, summary TEXT NOT NULL)",
+    # The R8 gaps open now, one per customer; version: the customer file's.
+    "CREATE TABLE IF NOT EXISTS {t}gaps ("
+    " customer_id TEXT PRIMARY KEY, since TEXT NOT NULL, why TEXT NOT NULL,"
+    " segment TEXT NOT NULL, owner TEXT, activity_id TEXT, opened_at TEXT NOT NULL,"
+    " version BIGINT NOT NULL)",
     # owner: who owned the activity when it was moved
     "CREATE TABLE IF NOT EXISTS {t}moves ("
     " activity_id TEXT NOT NULL, version BIGINT NOT NULL, owner TEXT NOT NULL,"
@@ -138,15 +148,16 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class CustomerWithoutFuture:
-    """A customer of the directory with no planned activity after "now" (R8 report)."""
+class Gap:
+    """A prioritized customer without a future activity (R8), since when and why."""
 
     customer_id: str
-    name: str
-    segment: str
-    prioritized: bool
-    last_completed_at: datetime | None  # start of the latest completed activity
-    overdue: int  # planned activities whose time has passed: often the missing follow-up
+    name: str | None  # None while the directory has not heard of the customer (yet)
+    owner: str | None  # the customer's consultant, as the registry has it now
+    segment: str  # as the registry has it now (the segment when it opened, failing that)
+    since: datetime
+    why: str  # GapOpenedBecause
+    activity_id: UUID | None  # the overdue activity, when that is why
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,38 +339,58 @@ class ActivityQueries(SqlView):  # type: ignore[misc, unused-ignore]  # crm_plat
         more = len(rows) > size
         return page, encode_cursor((int(rows[size - 1]["seq"]),)) if more else None
 
-    def without_future_activity(
-        self, now: datetime, *, prioritized_only: bool = False
-    ) -> list[CustomerWithoutFuture]:
-        """Customers of the directory with no planned activity after `now`: prioritized
-        customers first (R8 says they must have one), then by name."""
+    def gaps(self, *, owner: str | None = None, segment: str | None = None) -> list[Gap]:
+        """The open R8 gaps, oldest first, by the customer's current owner and segment."""
         directory = self._sibling_table(CustomerDirectory.name, "customers")
-        only = " AND c.prioritized = ?" if prioritized_only else ""
-        at = iso(now)
+        where, params = [], []
+        if owner is not None:
+            where.append("COALESCE(c.owner, g.owner) = ?")
+            params.append(owner)
+        if segment is not None:
+            where.append("COALESCE(c.segment, g.segment) = ?")
+            params.append(segment)
         rows = self.query(
-            "SELECT c.customer_id, c.name, c.segment, c.prioritized,"  # noqa: S608
-            " (SELECT MAX(a.starts_at) FROM {t}activities a"
-            "   WHERE a.customer_id = c.customer_id AND a.status = ?) AS last_completed,"
-            " (SELECT COUNT(*) FROM {t}activities a WHERE a.customer_id = c.customer_id"
-            "   AND a.status = ? AND a.starts_at < ?) AS overdue"
-            f" FROM {directory} c"
-            " WHERE NOT EXISTS (SELECT 1 FROM {t}activities a WHERE a.customer_id = c.customer_id"
-            "   AND a.status = ? AND a.starts_at > ?)"
-            + only
-            + " ORDER BY c.prioritized DESC, c.name, c.customer_id",
-            (COMPLETED, PLANNED, at, PLANNED, at, *((True,) if prioritized_only else ())),
+            "SELECT g.customer_id, c.name, COALESCE(c.owner, g.owner) AS owner,"  # noqa: S608
+            " COALESCE(c.segment, g.segment) AS segment, g.since, g.why, g.activity_id"
+            f" FROM {{t}}gaps g LEFT JOIN {directory} c ON c.customer_id = g.customer_id"
+            + _where(where)
+            + " ORDER BY g.since, g.customer_id",
+            params,
         )
         return [
-            CustomerWithoutFuture(
+            Gap(
                 customer_id=r["customer_id"],
                 name=r["name"],
+                owner=r["owner"],
                 segment=r["segment"],
-                prioritized=bool(r["prioritized"]),
-                last_completed_at=parse_iso(r["last_completed"]),
-                overdue=int(r["overdue"]),
+                since=_time(r["since"]),
+                why=r["why"],
+                activity_id=UUID(r["activity_id"]) if r["activity_id"] else None,
             )
             for r in rows
         ]
+
+    def gap_candidates(self, now: datetime) -> list[str]:
+        """Customers whose R8 gap may have to open or close as of `now`, by these tables:
+        prioritized ones with no planned activity after `now` and no gap yet (an overdue
+        last activity, a newly prioritized customer), and gaps whose customer has a future
+        activity again or is no longer prioritized. The customer's file decides."""
+        directory = self._sibling_table(CustomerDirectory.name, "customers")
+        future = (
+            "EXISTS (SELECT 1 FROM {t}activities a WHERE a.customer_id = {c}.customer_id"
+            " AND a.status = ? AND a.starts_at > ?)"
+        )
+        at = iso(now)
+        rows = self.query(
+            f"SELECT c.customer_id FROM {directory} c WHERE c.prioritized = ?"  # noqa: S608
+            f" AND NOT {future.format(t='{t}', c='c')}"
+            " AND NOT EXISTS (SELECT 1 FROM {t}gaps g WHERE g.customer_id = c.customer_id)"
+            " UNION SELECT g.customer_id FROM {t}gaps g"
+            f" LEFT JOIN {directory} c ON c.customer_id = g.customer_id"
+            f" WHERE c.customer_id IS NULL OR c.prioritized = ? OR {future.format(t='{t}', c='g')}",
+            (True, PLANNED, at, False, PLANNED, at),
+        )
+        return sorted(r["customer_id"] for r in rows)
 
     def move_stats(
         self, moved_from: datetime | None = None, moved_to: datetime | None = None

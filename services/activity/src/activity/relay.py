@@ -1,4 +1,5 @@
-"""The relay: the activity events of the notification log → `crm.activity.events.v1`.
+"""The relays: the activity events of the notification log → `crm.activity.events.v1`, and
+the customer files' R8 gap openings and closings → `crm.activity.r8-gaps.v1`.
 
 The notification log is the outbox. The relay reads the `Activity` events after its tracked
 position, turns each into its contract message, publishes the batch, waits for the broker's
@@ -35,8 +36,16 @@ from crm_contracts.activity import (
     DiscoveryProfile,
 )
 from crm_contracts.cloudevents import encode
-from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason
-from crm_contracts.topics import ACTIVITY_EVENTS, SOURCE_ACTIVITY
+from crm_contracts.enums import (
+    ActivityType,
+    AttachmentKind,
+    Channel,
+    GapClosedBecause,
+    GapOpenedBecause,
+    MoveReason,
+)
+from crm_contracts.gaps import FutureActivityGap, FutureActivityGapClosed, FutureActivityGapOpened
+from crm_contracts.topics import ACTIVITY_EVENTS, R8_GAPS, SOURCE_ACTIVITY
 from crm_contracts.wire import WireMessage
 from crm_platform.follower import Batch
 from crm_platform.messaging import Publisher
@@ -48,7 +57,7 @@ from eventsourcing.utils import get_topic
 from pydantic import ValidationError
 
 from activity.application import ActivityApplication
-from activity.domain import Activity
+from activity.domain import Activity, CustomerFile
 
 log = logging.getLogger(__name__)
 
@@ -331,3 +340,81 @@ class UnpublishableEvent(Exception):
             f"{type(event).__qualname__} v{event.originator_version} of activity "
             f"{event.originator_id} does not fit the contract: {fields}"
         )
+
+
+# -- R8 gaps: the customer file's openings and closings, on a topic of their own -------------
+
+GAP_EVENTS: Final[tuple[type[Aggregate.Event], ...]] = (
+    CustomerFile.GapOpened,
+    CustomerFile.GapClosed,
+)
+GAP_RELAY_TRACKING: Final = "activity_gap_relay"
+
+
+def gap_tracking(env: Mapping[str, str]) -> SqlView:
+    """How far the gap relay has published (beside the event store, like `relay_tracking`)."""
+    return SqlView(env, name=GAP_RELAY_TRACKING)
+
+
+def gap_message(event: Aggregate.Event) -> FutureActivityGap:
+    """The contract message of an R8 gap opening or closing; `version` is the file's."""
+    common: dict[str, Any] = {
+        "version": event.originator_version,
+        "occurred_at": event.timestamp,
+        "actor": _field(event, "actor"),
+        "customer_id": _field(event, "customer_id"),
+        "since": _field(event, "since"),
+        "activity_id": _field(event, "activity_id"),
+    }
+    if isinstance(event, CustomerFile.GapOpened):
+        return FutureActivityGapOpened(
+            **common,
+            why=GapOpenedBecause(event.why),
+            segment=event.segment,
+            owner=event.owner,
+        )
+    if isinstance(event, CustomerFile.GapClosed):
+        return FutureActivityGapClosed(**common, why=GapClosedBecause(event.why))
+    raise TypeError(f"{type(event).__qualname__} is not an R8 gap event")
+
+
+class GapRelay(Relay):
+    """Publishes each R8 gap opening and closing on `topic`, keyed by customer, in order."""
+
+    def __init__(
+        self,
+        app: ActivityApplication,
+        publisher: Publisher,
+        tracking: SqlView,
+        *,
+        topic: str = R8_GAPS,
+        batch_size: int = 500,
+        parking: ParkingLot | None = None,
+    ) -> None:
+        topics = tuple(get_topic(cls) for cls in GAP_EVENTS)
+        super().__init__(
+            app,
+            publisher,
+            tracking,
+            topic=topic,
+            topics=topics,
+            batch_size=batch_size,
+            parking=parking,
+        )
+
+    def messages(self, batch: Batch) -> list[WireMessage]:
+        wired = []
+        for _, event in batch:
+            try:
+                message = gap_message(event)
+            except ValidationError as error:
+                raise UnpublishableEvent(event, error) from None
+            wired.append(
+                encode(
+                    message,
+                    source=SOURCE_ACTIVITY,
+                    event_id=ce_id(event.originator_id, event.originator_version),
+                    topic=self.topic,
+                )
+            )
+        return wired

@@ -2,7 +2,8 @@
 
 One place builds everything, whichever way the service runs: every role in one process
 (embedded), or one role per process in production (`api`, `relay`, `projector`,
-`consumer`).
+`consumer`). The `consumer` role also runs the R8 watch, which the customer directory wakes
+when a customer's standing changes; `relay` publishes activity events and R8 gaps.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
-from crm_contracts.topics import ACTIVITY_EVENTS, CUSTOMERS
+from crm_contracts.topics import ACTIVITY_EVENTS, CUSTOMERS, R8_GAPS
 from crm_platform.actors import system_clock
 from crm_platform.auth import Authenticator
 from crm_platform.eventstore import StoreLocation
@@ -33,13 +34,15 @@ from activity.api import ActivityApi, create_app
 from activity.application import ActivityApplication
 from activity.consumers import CustomerDirectory
 from activity.projections import ActivityReadModel, follower
+from activity.r8_watch import FutureActivityWatch
 from activity.read_api import read_router
-from activity.relay import ActivityRelay, relay_tracking
+from activity.relay import ActivityRelay, GapRelay, gap_tracking, relay_tracking
 
 log = logging.getLogger(__name__)
 
 ROLES = ("api", "relay", "projector", "consumer")
-CONSUMER_GROUP = "activity.customer-directory"
+# Named with the directory's view (consumers.py): a new name reads the topic from its start.
+CONSUMER_GROUP = "activity.customers"
 CONSUMER_WORKER = f"consumer:{CONSUMER_GROUP}"
 # A database that is down is waited out; the message is fine and must not be dead-lettered.
 INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError)
@@ -56,6 +59,7 @@ class ActivityService:
     parking: ParkingLot
     clock: Callable[[], datetime]
     wakers: list[Waker] = field(default_factory=list)
+    watch_waker: Waker = field(default_factory=Waker)
 
     @classmethod
     def build(
@@ -66,18 +70,30 @@ class ActivityService:
     ) -> ActivityService:
         store = settings.store("activity")
         env = store.env()
-        wakers = [Waker(), Waker()]  # relay, projector
+        wakers = [Waker(), Waker(), Waker()]  # relay, projector, gap relay
+        watch_waker = Waker()
 
         def saved() -> None:
             for waker in wakers:
                 waker.notify()
 
         with store.creating():
-            directory = CustomerDirectory(env)
+            directory = CustomerDirectory(env, on_changed=lambda *_: watch_waker.notify())
             read_model = ActivityReadModel(env)
             parking = ParkingLot(env, "activity")
             app = ActivityApplication(env, directory=directory, clock=clock, on_saved=saved)
-        return cls(settings, store, transport, app, directory, read_model, parking, clock, wakers)
+        return cls(
+            settings,
+            store,
+            transport,
+            app,
+            directory,
+            read_model,
+            parking,
+            clock,
+            wakers,
+            watch_waker,
+        )
 
     def checks(self) -> dict[str, Check]:
         """What /readyz asks, in the API and in worker processes alike."""
@@ -106,11 +122,13 @@ class ActivityService:
         workers: list[Worker] = []
         if "relay" in wanted:
             workers.append(Worker("activity-relay", self._run_relay))
+            workers.append(Worker("activity-gap-relay", self._run_gap_relay))
         if "projector" in wanted:
             workers.append(Worker("activity-projector", self._run_projector))
         if "consumer" in wanted:
             workers.append(Worker("activity-customer-directory", self._run_consumer))
             workers.append(Worker("activity-parked-messages", self._retries().run))
+            workers.append(Worker("activity-r8-watch", self._run_watch))
         return workers
 
     def _run_relay(self, stop: threading.Event) -> None:
@@ -127,6 +145,24 @@ class ActivityService:
         finally:
             publisher.close()
             tracking.close()
+
+    def _run_gap_relay(self, stop: threading.Event) -> None:
+        publisher = self.transport.publisher()
+        tracking = gap_tracking(self.store.env())
+        try:
+            GapRelay(
+                self.app,
+                publisher,
+                tracking,
+                topic=self.settings.topic(R8_GAPS),
+                parking=self.parking,
+            ).run(stop, self.wakers[2], listen_dsn=self.store.postgres_dsn)
+        finally:
+            publisher.close()
+            tracking.close()
+
+    def _run_watch(self, stop: threading.Event) -> None:
+        FutureActivityWatch(self.app, self.read_model, self.clock).run(stop, self.watch_waker)
 
     def _run_projector(self, stop: threading.Event) -> None:
         follower(self.app, self.read_model, parking=self.parking).run(
