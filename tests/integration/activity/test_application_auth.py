@@ -7,14 +7,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from activity.application import (
-    ActivityApplication,
+from activity.application import ActivityApplication, Forbidden
+from activity.domain import (
+    CANCELLED,
+    COMPLETED,
+    Activity,
     AttachmentRequest,
-    Forbidden,
+    CompletionRequest,
     PlanRequest,
     RegistrationRequest,
 )
-from activity.domain import CANCELLED, COMPLETED, Activity
 from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason, Segment
 from crm_platform.auth.principal import Principal
 
@@ -73,7 +75,7 @@ def registration(clock: ManualClock, owner: str) -> RegistrationRequest:
         owner=owner,
         type=ActivityType.CONTACT,
         channel=Channel.PHONE,
-        occurred_at=clock.now - HOUR,
+        held_at=clock.now - HOUR,
         note=VALUABLE,
     )
 
@@ -87,7 +89,7 @@ CHANGES: dict[str, Callable[[ActivityApplication, Principal, Activity], object]]
     ),
     "attach": lambda app, who, a: app.add_attachment(who, a.id, AGREEMENT),
     "complete": lambda app, who, a: app.complete(
-        who, a.id, note="Kunden er tilfreds", next_step="Ring i maj"
+        who, a.id, CompletionRequest(note="Kunden er tilfreds", next_step="Ring i maj")
     ),
     "cancel": lambda app, who, a: app.cancel(who, a.id, reason="Aflyst"),
 }
@@ -166,24 +168,17 @@ def test_a_consultant_may_not_plan_the_next_activity_for_a_colleague(
     app: ActivityApplication, clock: ManualClock
 ) -> None:
     activity = annas_activity(app, clock)
-    refused(
-        app,
-        lambda: app.complete(
-            ANNA,
-            activity.id,
-            note="Kunden er tilfreds",
-            next_step="Bo tager over",
-            next_activity=request(clock, owner=BO.user_id, in_=7 * DAY),
-        ),
-    )
-    assert app.activity(activity.id).status != COMPLETED
-    done = app.complete(
-        MIA,
-        activity.id,
+    handed_to_bo = CompletionRequest(
         note="Kunden er tilfreds",
         next_step="Bo tager over",
         next_activity=request(clock, owner=BO.user_id, in_=7 * DAY),
-    ).activity
+    )
+    refused(
+        app,
+        lambda: app.complete(ANNA, activity.id, handed_to_bo),
+    )
+    assert app.activity(activity.id).status != COMPLETED
+    done = app.complete(MIA, activity.id, handed_to_bo).activity
     assert done.next_activity_id is not None
     assert app.activity(done.next_activity_id).owner == BO.user_id
 

@@ -10,9 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from activity.application import ActivityApplication, Outcome, PlanRequest
-from activity.rules import DomainError
+from activity.application import ActivityApplication, Outcome
+from activity.domain import PlanRequest
 from crm_contracts.enums import ActivityType, Channel, MoveReason, Segment
+from crm_platform.errors import DomainError
 from crm_platform.idempotency import IdempotencyKey, IdempotencyKeyReused
 
 from tests.support.clock import ManualClock

@@ -11,18 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from activity.application import (
-    ActivityApplication,
-    LostRace,
-    Outcome,
-    PlanRequest,
-    StaleVersion,
-)
+from activity.application import ActivityApplication, LostRace, Outcome, StaleVersion
 from activity.consumers import CustomerDirectory
-from activity.domain import PLANNED, CustomerFile
-from activity.rules import DomainError
+from activity.domain import PLANNED, CompletionRequest, CustomerFile, PlanRequest
 from crm_contracts.customer import CustomerSnapshot
 from crm_contracts.enums import ActivityType, Channel, MoveReason, Segment
+from crm_platform.errors import DomainError
 from crm_platform.idempotency import IdempotencyKey, IdempotencyKeyReused
 from eventsourcing.persistence import IntegrityError
 
@@ -76,7 +70,10 @@ def complete_key(name: str, activity: Outcome) -> IdempotencyKey:
 
 def complete(app: ActivityApplication, planned: Outcome, key: IdempotencyKey | None) -> Outcome:
     return app.complete(
-        ANNA, planned.activity.id, note="Godt møde", next_step="Send tilbud", idempotency=key
+        ANNA,
+        planned.activity.id,
+        CompletionRequest(note="Godt møde", next_step="Send tilbud"),
+        idempotency=key,
     )
 
 

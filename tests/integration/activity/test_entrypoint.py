@@ -44,8 +44,9 @@ def test_jwt_mode_without_an_issuer_refuses_to_start(tmp_path: Path) -> None:
 def test_rebuild_read_models_from_the_command_line_matches_the_live_one(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from activity.application import ActivityApplication, PlanRequest
+    from activity.application import ActivityApplication
     from activity.consumers import CustomerDirectory
+    from activity.domain import PlanRequest
     from activity.projections import ActivityReadModel, follower
     from crm_contracts.customer import CustomerSnapshot
     from crm_contracts.enums import ActivityType, Channel, MoveReason, Segment

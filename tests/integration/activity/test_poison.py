@@ -17,9 +17,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from activity.application import ActivityApplication, PlanRequest
+from activity.application import ActivityApplication
 from activity.consumers import CustomerDirectory
-from activity.domain import Activity
+from activity.domain import Activity, PlanRequest
 from activity.projections import ACTIVITY_TOPICS, ActivityReadModel, follower
 from activity.read_queries import ActivityRow
 from activity.relay import RELAYED_TOPICS, ActivityRelay, relay_tracking

@@ -9,9 +9,10 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from activity.application import (
-    ActivityApplication,
+from activity.application import ActivityApplication
+from activity.domain import (
     AttachmentRequest,
+    CompletionRequest,
     PlanRequest,
     RegistrationRequest,
 )
@@ -112,7 +113,7 @@ def make_history(sales: Sales) -> History:
             owner=ANNA.user_id,
             type=ActivityType.CONTACT,
             channel=Channel.PHONE,
-            occurred_at=T0 - timedelta(hours=1),
+            held_at=T0 - timedelta(hours=1),
             note=VALUABLE_NOTE,
         ),
     ).activity.id
@@ -128,14 +129,16 @@ def make_history(sales: Sales) -> History:
     completed = app.complete(
         ANNA,
         a2,
-        note=VALUABLE_NOTE,
-        next_step="Send tilbud på online-pakke",
-        attachments=[
-            AttachmentRequest(
-                AttachmentKind.EMAIL, "referat.eml", "message/rfc822", 10, "0" * 64, "s3://x"
-            )
-        ],
-        next_activity=next_meeting,
+        CompletionRequest(
+            note=VALUABLE_NOTE,
+            next_step="Send tilbud på online-pakke",
+            attachments=[
+                AttachmentRequest(
+                    AttachmentKind.EMAIL, "referat.eml", "message/rfc822", 10, "0" * 64, "s3://x"
+                )
+            ],
+            next_activity=next_meeting,
+        ),
     )
     a4 = completed.activity.next_activity_id
     assert a4 is not None
@@ -273,7 +276,7 @@ def test_timeline_is_newest_first_with_danish_summaries(
     ]
     assert [e.summary for e in entries] == [
         "Statusmøde planlagt 01.04.2026 kl. 14:00: Opfølgning",  # summer time by then
-        "Statusmøde gennemført. Næste skridt: Send tilbud på online-pakke",
+        "Statusmøde gennemført 02.03.2026 kl. 09:00. Næste skridt: Send tilbud på online-pakke",
         "Bilag tilføjet til statusmøde: referat.eml",
         "Statusmøde planlagt 04.03.2026 kl. 11:00: Status på kampagne",
     ]
@@ -405,7 +408,7 @@ def test_a_rebuild_from_zero_equals_the_live_model(
     sales.app.move(ANNA, a, starts_at=at(2), ends_at=None, reason=MoveReason.OTHER, note=None)
     sales.app.reassign(MIA, h.a5, owner=ANNA.user_id)
     live.catch_up()
-    sales.app.complete(ANNA, a, note=VALUABLE_NOTE, next_step="Ring i næste uge")
+    sales.app.complete(ANNA, a, CompletionRequest(note=VALUABLE_NOTE, next_step="Ring i næste uge"))
     assert live.catch_up() == 1
     assert live.catch_up() == 0
 

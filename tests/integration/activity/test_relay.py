@@ -24,14 +24,15 @@ from uuid import UUID
 import psycopg
 import pytest
 from activity.api import ActivityApi, create_app
-from activity.application import (
-    ActivityApplication,
+from activity.application import ActivityApplication
+from activity.consumers import CustomerDirectory
+from activity.domain import (
+    Activity,
     AttachmentRequest,
+    CompletionRequest,
     PlanRequest,
     RegistrationRequest,
 )
-from activity.consumers import CustomerDirectory
-from activity.domain import Activity
 from activity.relay import (
     RELAYED_TOPICS,
     ActivityRelay,
@@ -169,35 +170,47 @@ def test_every_activity_event_reaches_the_topic_as_its_contract_message(
     )
     app.add_attachment(BO, a.id, attachment)
     clock.advance(days=3)
-    completed_at = clock.now
+    recorded_at = clock.now
+    completed_at = recorded_at - timedelta(hours=3)  # held this morning, recorded after lunch
     done = app.complete(
         BO,
         a.id,
-        note="Kunden vil annoncere op til åbningen i maj",
-        next_step="Send oplæg på print og web",
-        discovery_profile=PROFILE,
-        next_activity=plan_request(clock, owner=BO.user_id, subject="Oplæg til kampagne"),
+        CompletionRequest(
+            note="Kunden vil annoncere op til åbningen i maj",
+            next_step="Send oplæg på print og web",
+            held_at=completed_at,
+            discovery_profile=PROFILE,
+            next_activity=plan_request(clock, owner=BO.user_id, subject="Oplæg til kampagne"),
+        ),
     ).activity
     follow_up = done.next_activity_id
     assert follow_up is not None
-    app.cancel(BO, follow_up, reason="Kunden har udskudt åbningen")
+    app.cancel(
+        BO,
+        follow_up,
+        reason="Kunden har udskudt åbningen",
+        next_activity=plan_request(clock, owner=BO.user_id, subject="Oplæg, ny dato"),
+    )
+    replacement = app.history(follow_up)[-1].next_activity_id
+    assert replacement is not None
     held_at = clock.now - timedelta(hours=2)
     registered = app.register(
         ANNA,
         RegistrationRequest(
             customer_id=CUSTOMER,
             owner=ANNA.user_id,
-            type=ActivityType.CONTACT,
-            channel=Channel.PHONE,
-            occurred_at=held_at,
+            type=ActivityType.STATUS_MEETING,
+            channel=Channel.PHYSICAL,
+            held_at=held_at,
             note="Kunden overvejer en kampagne i uge 12 med print og web",
+            booked=True,
         ),
     ).activity
 
     broker, publisher = in_process(tmp_path)
     topic = "t.relay-mapping"
     relay = relay_parts(app, publisher, topic=topic)
-    assert relay.catch_up() == 9
+    assert relay.catch_up() == 10
     by_key = decoded_by_key(broker.messages(topic))
 
     # Per key, in order, each version exactly once, with the deterministic ce_id.
@@ -281,7 +294,8 @@ def test_every_activity_event_reaches_the_topic_as_its_contract_message(
         Channel.VIDEO,
         BO.user_id,
     )
-    assert (complete.completed_at, complete.occurred_at) == (completed_at, completed_at)
+    # When it was held is when it counts; when it was recorded is the event's time.
+    assert (complete.completed_at, complete.occurred_at) == (completed_at, recorded_at)
     assert complete.next_step == "Send oplæg på print og web"
     assert complete.next_activity_id == follow_up
     assert complete.discovery_profile == DiscoveryProfile(
@@ -300,27 +314,32 @@ def test_every_activity_event_reaches_the_topic_as_its_contract_message(
         customer_id=CUSTOMER,
         version=2,
         actor=BO.user_id,
-        occurred_at=completed_at,
+        occurred_at=recorded_at,
         owner=BO.user_id,
         reason="Kunden har udskudt åbningen",
+        next_activity_id=replacement,
     )
+    (replanned,) = [e.message for e in by_key[str(replacement)]]
+    assert isinstance(replanned, ActivityPlanned)
+    assert (replanned.subject, replanned.occurred_at) == ("Oplæg, ny dato", recorded_at)
     (register,) = [e.message for e in by_key[str(registered.id)]]
     assert register == ActivityRegistered(
         activity_id=registered.id,
         customer_id=CUSTOMER,
         version=1,
         actor=ANNA.user_id,
-        occurred_at=completed_at,
+        occurred_at=recorded_at,
         owner=ANNA.user_id,
-        type=ActivityType.CONTACT,
-        channel=Channel.PHONE,
+        type=ActivityType.STATUS_MEETING,
+        channel=Channel.PHYSICAL,
         held_at=held_at,
+        booked=True,
         note="Kunden overvejer en kampagne i uge 12 med print og web",
     )
     # Customer files and idempotency records never leave the service.
-    assert len(by_key) == 3
+    assert len(by_key) == 4
     assert relay.catch_up() == 0
-    assert len(broker.messages(topic)) == 9
+    assert len(broker.messages(topic)) == 10
 
 
 def test_a_relay_started_mid_stream_reads_the_state_before_each_event_from_the_store(

@@ -22,8 +22,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from activity.application import ActivityApplication, CustomerEntry
+from activity.application import ActivityApplication
 from activity.relay import ActivityRelay, relay_tracking
+from activity.rules import CustomerEntry
 from crm_contracts.wire import WireMessage
 from crm_platform.messaging import Publisher
 from crm_platform.messaging.kafka import KafkaPublisher
