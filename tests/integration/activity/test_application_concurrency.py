@@ -11,8 +11,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from activity.application import ActivityApplication, LostRace, PlanRequest, StaleVersion
-from activity.domain import CANCELLED, PLANNED, Activity, CustomerFile
+from activity.application import ActivityApplication, LostRace, StaleVersion
+from activity.domain import (
+    CANCELLED,
+    COMPLETED,
+    PLANNED,
+    Activity,
+    CompletionRequest,
+    CustomerFile,
+    PlanRequest,
+)
 from crm_contracts.enums import ActivityType, Channel, MoveReason, Segment
 
 from tests.support.clock import ManualClock
@@ -74,7 +82,9 @@ def test_a_stale_expected_version_is_refused_and_stores_nothing(
         assert refused.value.details == {"current_version": 2}
         assert refused.value.status == 412
     with pytest.raises(StaleVersion):
-        app.complete(ANNA, activity.id, note="n", next_step="s", expected_version=1)
+        app.complete(
+            ANNA, activity.id, CompletionRequest(note="n", next_step="s"), expected_version=1
+        )
     assert app.recorder.max_notification_id() == before
     assert app.activity(activity.id).version == 2
 
@@ -134,8 +144,22 @@ def test_twenty_threads_moving_one_activity_lose_no_move_and_leave_no_gap(
     assert sum(sum(m.losses.values()) for m in movers) > 0, "the threads never raced"
 
 
-def test_R8_two_racing_cancellations_cannot_leave_a_prioritized_customer_without_a_future(
-    app: ActivityApplication, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+CLOSE: dict[str, Callable[[ActivityApplication, Activity], object]] = {
+    "cancel": lambda app, a: app.cancel(MIA, a.id, reason="Oprydning"),
+    "complete": lambda app, a: app.complete(
+        MIA, a.id, CompletionRequest(note="Kunden vil have tilbud i maj", next_step="Send det")
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "commands", [("cancel", "cancel"), ("complete", "cancel"), ("complete", "complete")]
+)
+def test_R8_two_racing_commands_cannot_leave_a_prioritized_customer_without_a_future(
+    app: ActivityApplication,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    commands: tuple[str, str],
 ) -> None:
     first, second = plan(app, clock), plan(app, clock, in_=2 * DAY)
     # Both commands read the customer's file before either saves: each sees the other's
@@ -150,18 +174,20 @@ def test_R8_two_racing_cancellations_cannot_leave_a_prioritized_customer_without
 
     monkeypatch.setattr(app, "_customer_file", file_read_in_step)
 
-    def cancel(activity: Activity) -> str:
+    def close(command: str, activity: Activity) -> str:
         try:
-            app.cancel(MIA, activity.id, reason="Oprydning")
+            CLOSE[command](app, activity)
         except LostRace:
             return "lost"
-        return "cancelled"
+        return command
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = sorted(pool.map(cancel, [first, second]))
+        results = list(pool.map(close, commands, [first, second]))
 
-    assert results == ["cancelled", "lost"]
-    statuses = sorted(app.activity(a.id).status for a in (first, second))
-    assert statuses == [CANCELLED, PLANNED]
+    assert results.count("lost") == 1, results
+    [(winner, won)] = [(c, a) for c, a in zip(results, (first, second), strict=True) if c != "lost"]
+    [lost] = [a for a in (first, second) if a is not won]
+    assert app.activity(won.id).status == (CANCELLED if winner == "cancel" else COMPLETED)
+    assert app.activity(lost.id).status == PLANNED
     file = app.repository.get(CustomerFile.id_for(CUSTOMER))
     assert len(file.future_activities(clock.now)) == 1
