@@ -135,6 +135,9 @@ class ActivityReassigned(ActivityEvent):
     subject: Subject
     starts_at: UtcDateTime
     ends_at: UtcDateTime
+    reason: Reason | None = Field(
+        default=None, description="Why, e.g. the customer got another consultant."
+    )
 
     @model_validator(mode="after")
     def _span(self) -> Self:

@@ -1,22 +1,26 @@
-"""R8 gaps with a database: opened by the watch as time and the registry move, closed in the
-save of the plan that closes them, folded into the report, published in order.
+"""The customer watch with a database.
+
+R8 gaps: opened by the watch as time and the registry move, closed in the save of the plan
+that closes them, folded into the report, published in order.
 
 The cases of the judgement itself are unit tests (tests/unit/activity/test_customer_file.py);
 here: the watch finds its candidates in the read model and the directory, a gap and the plan
-that closes it commit together, and the report and the relay show what the file holds.
+that closes it commit together, and the report and the relay show what the file holds. And a
+customer's new consultant: its open activities follow, once.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 from activity.application import ActivityApplication
 from activity.consumers import CustomerDirectory
-from activity.domain import CustomerFile, PlanRequest
+from activity.customer_watch import CustomerWatch
+from activity.domain import Activity, CompletionRequest, CustomerFile, PlanRequest
 from activity.projections import ActivityReadModel, follower
-from activity.r8_watch import FutureActivityWatch
 from activity.relay import gap_message
 from crm_contracts.customer import CustomerSnapshot
 from crm_contracts.enums import ActivityType, Channel, Segment
@@ -26,7 +30,8 @@ from crm_platform.auth import Principal, Role
 from tests.support.clock import ManualClock
 
 ANNA = Principal("anna@example.dk", "Anna", frozenset({Role.CONSULTANT}))
-BO = "bo@example.dk"
+MANAGER = Principal("lise@example.dk", "Lise", frozenset({Role.SALES_MANAGER}))
+BO, MIA = "bo@example.dk", "mia@example.dk"
 PRIORITIZED = {Segment.ANNUAL_AGREEMENT, Segment.A, Segment.B}
 
 
@@ -60,22 +65,25 @@ def registry(directory: CustomerDirectory) -> Registry:
 
 @pytest.fixture
 def watch(
-    app: ActivityApplication, read_model: ActivityReadModel, clock: ManualClock
-) -> FutureActivityWatch:
+    app: ActivityApplication,
+    read_model: ActivityReadModel,
+    directory: CustomerDirectory,
+    clock: ManualClock,
+) -> CustomerWatch:
     feed = follower(app, read_model)
 
-    class CaughtUp(FutureActivityWatch):
+    class CaughtUp(CustomerWatch):
         def look(self, now: datetime | None = None) -> int:
             feed.catch_up()  # the projector, as it runs beside the watch
             changed = super().look(now)
             feed.catch_up()
             return changed
 
-    return CaughtUp(app, read_model, clock)
+    return CaughtUp(app, read_model, directory, clock)
 
 
-def plan(app: ActivityApplication, customer_id: str, starts_at: datetime) -> None:
-    app.plan(
+def plan(app: ActivityApplication, customer_id: str, starts_at: datetime) -> UUID:
+    return app.plan(
         ANNA,
         PlanRequest(
             customer_id,
@@ -86,7 +94,7 @@ def plan(app: ActivityApplication, customer_id: str, starts_at: datetime) -> Non
             starts_at,
             starts_at + timedelta(hours=1),
         ),
-    )
+    ).activity.id
 
 
 def gap_log(app: ActivityApplication, customer_id: str) -> list[Any]:
@@ -101,7 +109,7 @@ def test_a_customer_that_becomes_prioritized_without_activity_gets_a_gap_until_o
     app: ActivityApplication,
     read_model: ActivityReadModel,
     registry: Registry,
-    watch: FutureActivityWatch,
+    watch: CustomerWatch,
     clock: ManualClock,
 ) -> None:
     registry.publish("k1", Segment.C)
@@ -135,7 +143,7 @@ def test_an_overdue_last_activity_opens_a_gap_since_its_time(
     app: ActivityApplication,
     read_model: ActivityReadModel,
     registry: Registry,
-    watch: FutureActivityWatch,
+    watch: CustomerWatch,
     clock: ManualClock,
 ) -> None:
     registry.publish("k2", Segment.B)
@@ -156,7 +164,7 @@ def test_a_gap_closes_when_the_customer_is_no_longer_prioritized(
     app: ActivityApplication,
     read_model: ActivityReadModel,
     registry: Registry,
-    watch: FutureActivityWatch,
+    watch: CustomerWatch,
 ) -> None:
     registry.publish("k3", Segment.A)
     watch.look()
@@ -167,7 +175,7 @@ def test_a_gap_closes_when_the_customer_is_no_longer_prioritized(
 
 
 def test_the_report_shows_the_owner_the_registry_has_now(
-    read_model: ActivityReadModel, registry: Registry, watch: FutureActivityWatch
+    read_model: ActivityReadModel, registry: Registry, watch: CustomerWatch
 ) -> None:
     registry.publish("k4", Segment.A, owner=ANNA.user_id)
     watch.look()
@@ -175,3 +183,32 @@ def test_the_report_shows_the_owner_the_registry_has_now(
     watch.look()
     assert [g.owner for g in read_model.gaps()] == [BO]
     assert [g.customer_id for g in read_model.gaps(owner=BO)] == ["k4"]
+
+
+def test_a_new_consultant_gets_the_customers_open_activities_but_not_others(
+    app: ActivityApplication,
+    registry: Registry,
+    watch: CustomerWatch,
+    clock: ManualClock,
+) -> None:
+    registry.publish("k5", Segment.C, owner=ANNA.user_id)
+    first = plan(app, "k5", clock.now + timedelta(days=1))
+    second = plan(app, "k5", clock.now + timedelta(days=2))
+    covered = plan(app, "k5", clock.now + timedelta(days=3))
+    app.reassign(MANAGER, covered, owner=MIA, reason="Mia dækker i uge 12")
+    done = plan(app, "k5", clock.now + timedelta(hours=1))
+    clock.advance(hours=2)
+    app.complete(ANNA, done, CompletionRequest("Bestilte 4 annoncer i maj", "Send ordren"))
+    assert watch.look() == 0
+
+    registry.publish("k5", Segment.C, owner=BO)
+    assert watch.look() == 2
+    owners = {i: app.activity(i).owner for i in (first, second, covered, done)}
+    assert owners == {first: BO, second: BO, covered: MIA, done: ANNA.user_id}
+    [reassigned] = [e for e in app.history(first) if isinstance(e, Activity.Reassigned)]
+    assert (reassigned.owner, reassigned.actor, reassigned.reason) == (
+        BO,
+        "activity",
+        "Kunden har fået ny ansvarlig konsulent",
+    )
+    assert watch.look() == 0  # followed once

@@ -214,6 +214,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             caller,
             activity_id,
             owner=body.owner,
+            reason=body.reason,
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )

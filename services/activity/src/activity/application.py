@@ -35,6 +35,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from activity.domain import (
+    PLANNED,
     Activity,
     AttachmentRequest,
     CompletionRequest,
@@ -48,6 +49,10 @@ from activity.rules import (
     require_future_activity,
     require_same_customer,
 )
+
+# The reason a reassignment gives when it follows the customer's new consultant (Danish: it
+# shows in the activity's history as consultants read it).
+OWNER_CHANGED = "Kunden har fået ny ansvarlig konsulent"
 
 
 class CustomerDirectory(Protocol):
@@ -188,14 +193,34 @@ class ActivityApplication(NotifiesSaves[UUID]):
         activity_id: UUID,
         *,
         owner: str,
+        reason: str | None = None,
         expected_version: int | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
         if not (actor.is_manager or actor.is_service):
             raise Forbidden("only a sales manager may reassign an activity")
         activity = self._for_change(actor, activity_id, expected_version)
-        activity.reassign(owner=owner, actor=actor.user_id, now=self.clock())
+        activity.reassign(owner=owner, actor=actor.user_id, now=self.clock(), reason=reason)
         return self._save(activity, [], idempotency)
+
+    def follow_owner(self, customer_id: str, old: str, new: str, actor: Actor) -> int:
+        """The customer got a new consultant: its open activities that the old one owned move
+        to the new one, all in one save, each a reassignment by `actor` with the reason. The
+        ones a manager gave to someone else stay theirs. How many moved."""
+        if not actor.is_service:
+            raise Forbidden("only the service follows the registry's owner changes")
+        now = self.clock()
+        file = self._customer_file(customer_id, now)
+        moving = [
+            a
+            for a in (self.activity(i) for i in file.open_activities)
+            if a.status == PLANNED and a.owner == old
+        ]
+        for activity in moving:
+            activity.reassign(owner=new, actor=actor.user_id, now=now, reason=OWNER_CHANGED)
+        if moving:
+            self.save(*moving)
+        return len(moving)
 
     @idempotent
     def add_attachment(

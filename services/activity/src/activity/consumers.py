@@ -32,8 +32,11 @@ class CustomerDirectory(SqlView):
         "CREATE TABLE IF NOT EXISTS {t}customers ("
         " customer_id TEXT PRIMARY KEY, name TEXT NOT NULL, segment TEXT NOT NULL,"
         " prioritized BOOLEAN NOT NULL, owner TEXT, version BIGINT NOT NULL,"
-        " updated_at TEXT NOT NULL)",
+        " updated_at TEXT NOT NULL, activities_owner TEXT)",
     )
+    # activities_owner: the consultant the customer's open activities were last moved to (or
+    # found with). It differs from `owner` from the snapshot that changed the owner until the
+    # watch has moved them (`owner_changes`, `followed`), so a crash in between loses nothing.
 
     def __init__(self, env: Mapping[str, str], *, on_changed: Changed | None = None) -> None:
         super().__init__(env)
@@ -75,6 +78,24 @@ class CustomerDirectory(SqlView):
             change = self._upsert(tx, snapshot)
         self._tell(*change)
 
+    def owner_changes(self) -> list[tuple[str, str, str]]:
+        """(customer, old consultant, new consultant) where the open activities have yet to
+        follow the customer's new owner."""
+        rows = self.query(
+            "SELECT customer_id, activities_owner, owner FROM {t}customers"
+            " WHERE owner IS NOT NULL AND activities_owner IS NOT NULL"
+            " AND owner <> activities_owner ORDER BY customer_id"
+        )
+        return [(r["customer_id"], r["activities_owner"], r["owner"]) for r in rows]
+
+    def followed(self, customer_id: str, owner: str) -> None:
+        """The customer's open activities now follow `owner` (unless it changed again)."""
+        with self.transaction() as tx:
+            tx.execute(
+                "UPDATE {t}customers SET activities_owner = ? WHERE customer_id = ? AND owner = ?",
+                (owner, customer_id, owner),
+            )
+
     def _tell(self, before: CustomerEntry | None, after: CustomerEntry | None) -> None:
         if self.on_changed is not None and before != after:
             self.on_changed(before, after)
@@ -85,11 +106,12 @@ class CustomerDirectory(SqlView):
     ) -> tuple[CustomerEntry | None, CustomerEntry | None]:
         before = _read(tx, snapshot.customer_id)
         tx.execute(
-            "INSERT INTO {t}customers VALUES (?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO {t}customers VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name,"
             " segment = excluded.segment, prioritized = excluded.prioritized,"
             " owner = excluded.owner, version = excluded.version,"
-            " updated_at = excluded.updated_at"
+            " updated_at = excluded.updated_at,"
+            " activities_owner = COALESCE({t}customers.activities_owner, excluded.owner)"
             " WHERE {t}customers.version < excluded.version",
             (
                 snapshot.customer_id,
@@ -99,6 +121,7 @@ class CustomerDirectory(SqlView):
                 snapshot.owner,
                 snapshot.version,
                 iso(snapshot.updated_at),
+                snapshot.owner,
             ),
         )
         return before, _read(tx, snapshot.customer_id)

@@ -162,6 +162,7 @@ class Activity(Aggregate):
     class Reassigned(Aggregate.Event):
         owner: str
         actor: str
+        reason: str | None = None
 
         def apply(self, aggregate: Any) -> None:
             aggregate.owner = self.owner
@@ -358,11 +359,13 @@ class Activity(Aggregate):
             actor=actor,
         )
 
-    def reassign(self, *, owner: str, actor: str, now: datetime) -> None:
+    def reassign(self, *, owner: str, actor: str, now: datetime, reason: str | None = None) -> None:
         self._require_planned("reassigned")
         if owner == self.owner:
             raise DomainError("owner", f"the activity is already owned by {owner}", field="owner")
-        self.trigger_event(self.Reassigned, timestamp=now, owner=owner, actor=actor)
+        self.trigger_event(
+            self.Reassigned, timestamp=now, owner=owner, actor=actor, reason=reason or None
+        )
 
     def add_attachment(
         self,

@@ -176,6 +176,7 @@ def to_message(event: Aggregate.Event, before: Activity | None) -> ActivityEvent
             subject=_subject(before),
             starts_at=before.starts_at,
             ends_at=before.ends_at,
+            reason=getattr(event, "reason", None),
         )
     if isinstance(event, Activity.Completed):
         return ActivityCompleted(

@@ -87,6 +87,7 @@ class RetypeIn(Body):
 
 class ReassignIn(Body):
     owner: UserId
+    reason: Reason | None = None
 
 
 class AttachmentIn(Body):

@@ -2,8 +2,9 @@
 
 One place builds everything, whichever way the service runs: every role in one process
 (embedded), or one role per process in production (`api`, `relay`, `projector`,
-`consumer`). The `consumer` role also runs the R8 watch, which the customer directory wakes
-when a customer's standing changes; `relay` publishes activity events and R8 gaps.
+`consumer`). The `consumer` role also runs the customer watch (R8 gaps, a new consultant),
+which the customer directory wakes when a customer changes; `relay` publishes activity events
+and R8 gaps.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from fastapi import FastAPI
 from activity.api import ActivityApi, create_app
 from activity.application import ActivityApplication
 from activity.consumers import CustomerDirectory
+from activity.customer_watch import CustomerWatch
 from activity.projections import ActivityReadModel, follower
-from activity.r8_watch import FutureActivityWatch
 from activity.read_api import read_router
 from activity.relay import ActivityRelay, GapRelay, gap_tracking, relay_tracking
 
@@ -128,7 +129,7 @@ class ActivityService:
         if "consumer" in wanted:
             workers.append(Worker("activity-customer-directory", self._run_consumer))
             workers.append(Worker("activity-parked-messages", self._retries().run))
-            workers.append(Worker("activity-r8-watch", self._run_watch))
+            workers.append(Worker("activity-customer-watch", self._run_watch))
         return workers
 
     def _run_relay(self, stop: threading.Event) -> None:
@@ -162,7 +163,8 @@ class ActivityService:
             tracking.close()
 
     def _run_watch(self, stop: threading.Event) -> None:
-        FutureActivityWatch(self.app, self.read_model, self.clock).run(stop, self.watch_waker)
+        watch = CustomerWatch(self.app, self.read_model, self.directory, self.clock)
+        watch.run(stop, self.watch_waker)
 
     def _run_projector(self, stop: threading.Event) -> None:
         follower(self.app, self.read_model, parking=self.parking).run(
