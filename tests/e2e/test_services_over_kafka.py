@@ -15,7 +15,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from activity.application import PlanRequest
+from activity.domain import CompletionRequest, PlanRequest
 from activity.service import ActivityService
 from crm_contracts.enums import ActivityType, Channel
 from crm_platform.messaging.transport import KafkaTransport
@@ -119,8 +119,9 @@ def test_potential_changes_and_completed_meetings_cross_services(
     act.app.complete(
         ANNA,
         planned.activity.id,
-        note="Kampagnen kører godt; vil udvide",
-        next_step="Send tilbud på sommerkampagne",
+        CompletionRequest(
+            note="Kampagnen kører godt; vil udvide", next_step="Send tilbud på sommerkampagne"
+        ),
     )
     took = elapsed_until(lambda: status_meetings("actual") == 1, "the completed meeting")
     print(f"completion → attainment: {took:.2f} s")

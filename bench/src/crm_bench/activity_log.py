@@ -18,7 +18,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
-from activity.domain import Activity, CustomerFile
+from activity.domain import (
+    Activity,
+    CompletionRequest,
+    CustomerFile,
+    PlanRequest,
+    RegistrationRequest,
+)
 from activity.rules import DiscoveryProfile
 from crm_contracts.enums import ActivityType, AttachmentKind, Channel, MoveReason
 from eventsourcing.domain import Aggregate, CanMutateAggregate
@@ -117,7 +123,9 @@ class ActivityLog:
         elif roll < 0.93:
             return self._complete(activity, file, at)
         else:
-            activity.cancel(reason="Kunden aflyste", actor=activity.owner, now=self.now)
+            activity.cancel(
+                reason="Kunden aflyste", next_activity_id=None, actor=activity.owner, now=self.now
+            )
             file.close(activity.id, self.now)
             self._drop(at)
         return [activity, file]
@@ -133,18 +141,18 @@ class ActivityLog:
         type_ = rnd.choice(PLANNED_TYPES)
         channel = Channel.PHONE if type_ is ActivityType.CONTACT else rnd.choice(MEETING_CHANNELS)
         start = self.now + timedelta(days=rnd.randrange(1, 45), hours=rnd.randrange(9))
-        activity = Activity.plan(
-            activity_id=uuid.uuid4(),
+        request = PlanRequest(
             customer_id=customer_id,
             owner=owner or rnd.choice(self.owners),
-            type_=type_,
+            type=type_,
             channel=channel,
             subject=f"{type_.label} om kampagne uge {start.isocalendar().week}",
             starts_at=start,
             ends_at=start + timedelta(minutes=rnd.choice((15, 30, 60, 90))),
             agenda="Gennemgå resultater og næste periode" if rnd.random() < 0.4 else None,
-            actor=owner or "konsulent@media.dk",
-            now=self.now,
+        )
+        activity = Activity.plan(
+            uuid.uuid4(), request, actor=owner or "konsulent@media.dk", now=self.now
         )
         file = self._file(customer_id)
         file.schedule(activity.id, start, self.now)
@@ -154,17 +162,19 @@ class ActivityLog:
     def _register(self) -> Activity:
         rnd = self.rnd
         visit = rnd.random() < 0.5
-        return Activity.register(
-            activity_id=uuid.uuid4(),
+        request = RegistrationRequest(
             customer_id=rnd.choice(self.customers),
             owner=rnd.choice(self.owners),
-            type_=ActivityType.UNANNOUNCED_VISIT if visit else ActivityType.CONTACT,
+            type=ActivityType.UNANNOUNCED_VISIT if visit else ActivityType.CONTACT,
             channel=Channel.PHYSICAL if visit else Channel.PHONE,
             held_at=self.now - timedelta(hours=rnd.randrange(1, 48)),
-            subject=None,
             note="Kunden overvejer en større kampagne til jul, vil have tilbud på online",
             next_step="Ring igen om en uge",
-            discovery_profile=None,
+        )
+        return Activity.register(
+            uuid.uuid4(),
+            request,
+            profile=None,
             next_activity_id=None,
             actor="konsulent@media.dk",
             now=self.now,
@@ -189,9 +199,11 @@ class ActivityLog:
             self._plan(activity.customer_id, activity.owner)[0] if rnd.random() < 0.6 else None
         )
         activity.complete(
-            note="Kunden vil gerne have et tilbud på print og online til foråret",
-            next_step="Send tilbud inden fredag",
-            discovery_profile=PROFILE if discovery else None,  # R10
+            CompletionRequest(
+                note="Kunden vil gerne have et tilbud på print og online til foråret",
+                next_step="Send tilbud inden fredag",
+            ),
+            profile=PROFILE if discovery else None,  # R10
             next_activity_id=follow_up.id if follow_up else None,
             actor=activity.owner,
             now=self.now,

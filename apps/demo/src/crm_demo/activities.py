@@ -158,7 +158,7 @@ def register_visit(run: Run) -> Result:
         "owner": ANNA.user,
         "type": "unannounced_visit",
         "channel": "physical",
-        "occurred_at": (now() - timedelta(hours=1)).isoformat(),
+        "held_at": (now() - timedelta(hours=1)).isoformat(),
         "subject": "Salgsbrev om julekampagne",
         "note": "Afleverede salgsbrev om julekampagnen til indehaveren",
     }
@@ -179,7 +179,7 @@ def refuse_useless_note(run: Run) -> Result:
         "owner": ANNA.user,
         "type": "contact",
         "channel": "phone",
-        "occurred_at": (now() - timedelta(minutes=30)).isoformat(),
+        "held_at": (now() - timedelta(minutes=30)).isoformat(),
         "note": USELESS_NOTE,
     }
     response = run.api.post(ANNA, "activity", "/activities/registrations", body)
