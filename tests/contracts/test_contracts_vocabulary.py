@@ -98,6 +98,7 @@ def test_registry_holds_the_published_types() -> None:
         "crm.activity.attachment_added.v1",
         "crm.activity.cancelled.v1",
         "crm.activity.completed.v1",
+        "crm.activity.edited.v1",
         "crm.activity.moved.v1",
         "crm.activity.planned.v1",
         "crm.activity.reassigned.v1",

@@ -6,6 +6,7 @@ Import models, the codec and topic names from here; the submodules hold the deta
 from crm_contracts.activity import (
     ActivityCancelled,
     ActivityCompleted,
+    ActivityEdited,
     ActivityEvent,
     ActivityMoved,
     ActivityPlanned,
@@ -65,6 +66,7 @@ __all__ = [
     "REGISTRY",
     "ActivityCancelled",
     "ActivityCompleted",
+    "ActivityEdited",
     "ActivityEvent",
     "ActivityMoved",
     "ActivityPlanned",

@@ -208,6 +208,25 @@ class AttachmentAdded(ActivityEvent):
     uri: Uri
 
 
+class ActivityEdited(ActivityEvent):
+    """A planned activity's subject or agenda was edited; the calendar entry follows."""
+
+    ce_type: ClassVar[str] = "crm.activity.edited.v1"
+
+    owner: UserId
+    type: ActivityType
+    channel: Channel
+    subject: Subject
+    agenda: Note | None = None
+    starts_at: UtcDateTime
+    ends_at: UtcDateTime
+
+    @model_validator(mode="after")
+    def _span(self) -> Self:
+        _check_span(self.starts_at, self.ends_at, "planned time")
+        return self
+
+
 ACTIVITY_EVENT_TYPES: tuple[type[ActivityEvent], ...] = (
     ActivityPlanned,
     ActivityMoved,
@@ -217,4 +236,5 @@ ACTIVITY_EVENT_TYPES: tuple[type[ActivityEvent], ...] = (
     ActivityCancelled,
     ActivityRegistered,
     AttachmentAdded,
+    ActivityEdited,
 )

@@ -14,6 +14,7 @@ from uuid import UUID
 from crm_contracts.activity import (
     ActivityCancelled,
     ActivityCompleted,
+    ActivityEdited,
     ActivityMoved,
     ActivityPlanned,
     ActivityReassigned,
@@ -154,6 +155,16 @@ def example_messages() -> tuple[Message, ...]:
             size=182_044,
             sha256="3f7c1b9e0a4d5c6b7a8f9e0d1c2b3a4f5e6d7c8b9a0f1e2d3c4b5a6f7e8d9c0b",
             uri="s3://crm-attachments/9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c03",
+        ),
+        ActivityEdited(
+            **_common(8, _at(11, 17)),
+            owner=OTHER_CONSULTANT,
+            type=ActivityType.SALES_MEETING,
+            channel=Channel.VIDEO,
+            subject="Annonceplan for foråret og sommeren",
+            agenda="1. Forårskampagnen 2. Sommertillæg",
+            starts_at=_at(12, 13),
+            ends_at=_at(12, 14),
         ),
         CustomerSnapshot(
             version=3,

@@ -671,3 +671,39 @@ def test_the_events_rebuild_the_same_activity() -> None:
     assert copy.__dict__ == activity.__dict__
     assert copy.version == len(events) == 6
     assert all(e.actor for e in events)
+
+
+# --------------------------------------------------------------------------- editing
+
+
+def test_R5_an_edit_changes_subject_and_agenda_of_a_planned_activity() -> None:
+    activity = planned()
+    activity.edit(subject="  Sommerkampagne ", agenda=" Budget ", actor=BO, now=NOW)
+    assert (activity.subject, activity.agenda) == ("Sommerkampagne", "Budget")
+    activity.edit(subject="Sommerkampagne", agenda="", actor=BO, now=NOW)
+    assert activity.agenda is None
+    events = activity.collect_events()
+    assert [(e.subject, e.agenda, e.actor) for e in events] == [
+        ("Sommerkampagne", "Budget", BO),
+        ("Sommerkampagne", None, BO),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("subject", "agenda", "code"),
+    [("   ", None, "R5"), ("Forårskampagne", None, "unchanged")],
+)
+def test_an_edit_keeps_a_subject_and_changes_something(
+    subject: str, agenda: str | None, code: str
+) -> None:
+    activity = planned()
+    error = refused(
+        lambda: activity.edit(subject=subject, agenda=agenda, actor=ANNA, now=NOW), activity
+    )
+    assert (error.code, error.field) == (code, "subject")
+
+
+def test_only_a_planned_activity_is_edited() -> None:
+    activity = _completed()
+    error = refused(lambda: activity.edit(subject="Ny", agenda=None, actor=ANNA, now=NOW), activity)
+    assert error.code == "invalid_transition"

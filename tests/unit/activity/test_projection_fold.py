@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 from activity.domain import Activity, CompletionRequest, PlanRequest, RegistrationRequest
-from activity.projections import ACTIVITY_TOPICS, UnknownActivity, fold, fold_batch
+from activity.projections import (
+    ACTIVITY_TOPICS,
+    FOLLOWED_TOPICS,
+    UnknownActivity,
+    fold,
+    fold_batch,
+)
 from activity.read_queries import (
     ACTIVITY_COLUMNS,
     MOVE_COLUMNS,
@@ -230,9 +236,26 @@ def test_times_are_stored_as_utc_text_whatever_their_zone() -> None:
     assert row["starts_at"] == "2026-03-03T09:00:00.000001Z" == iso(activity.starts_at)
 
 
-def test_only_activity_topics_are_followed() -> None:
-    assert len(ACTIVITY_TOPICS) == 8
+def test_only_activity_events_and_r8_gaps_are_followed() -> None:
+    assert len(ACTIVITY_TOPICS) == 9
     assert all(t.startswith("activity.domain:Activity.") for t in ACTIVITY_TOPICS)
+    assert (
+        *ACTIVITY_TOPICS,
+        "activity.domain:CustomerFile.GapOpened",
+        "activity.domain:CustomerFile.GapClosed",
+    ) == FOLLOWED_TOPICS
+
+
+def test_an_edit_changes_the_subject_and_says_so() -> None:
+    activity = planned()
+    activity.edit(subject="Sommerkampagne", agenda="Budget og datoer", actor=BO, now=NOW)
+    row, timeline, _ = folded(activity.collect_events())
+    assert row["subject"] == "Sommerkampagne"
+    assert (timeline[-1][5], timeline[-1][7], timeline[-1][8]) == (
+        "edited",
+        BO,
+        "Kontakt redigeret: Sommerkampagne",
+    )
 
 
 def test_cursors_round_trip_and_refuse_anything_else() -> None:

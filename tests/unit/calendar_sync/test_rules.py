@@ -19,6 +19,7 @@ from calendar_sync.domain import (
 from crm_contracts.activity import (
     ActivityCancelled,
     ActivityCompleted,
+    ActivityEdited,
     ActivityMoved,
     ActivityPlanned,
     ActivityReassigned,
@@ -92,6 +93,28 @@ def test_a_move_changes_the_times_and_keeps_the_agenda() -> None:
     alone = fold(None, moved)
     assert alone is not None
     assert (alone.starts_at, alone.agenda, alone.lifecycle) == (later, None, Lifecycle.PLANNED)
+
+
+def test_an_edit_changes_subject_and_agenda_in_the_calendar() -> None:
+    edited = ActivityEdited(
+        **at(2),  # type: ignore[arg-type]
+        owner="anna@example.dk",
+        type=ActivityType.DISCOVERY_MEETING,
+        channel=Channel.PHYSICAL,
+        subject="Årsplan 2027 og webshop",
+        agenda=None,
+        starts_at=START,
+        ends_at=END,
+    )
+    after = fold(view(), edited)
+    assert after is not None
+    assert (after.subject, after.agenda, after.version) == ("Årsplan 2027 og webshop", None, 2)
+    entry = render(after, "Bager Hansen", CancelMode.REMOVE)
+    assert entry is not None
+    assert (entry.subject, entry.body) == (
+        "Afdækningsmøde: Årsplan 2027 og webshop – Bager Hansen",
+        "",
+    )
 
 
 def test_retype_and_reassign() -> None:

@@ -43,6 +43,7 @@ from activity.schemas import (
     CancelIn,
     CompleteIn,
     DiscoveryProfileOut,
+    EditIn,
     HistoryEntry,
     MoveIn,
     PlanIn,
@@ -195,6 +196,31 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             idempotency=keyed(caller, key, request, body),
         )
         return respond("retype", outcome, request, response)
+
+    @router.post(
+        "/activities/{activity_id:uuid}/edit",
+        responses=changes,
+        summary="Edit a planned activity's subject or agenda; the calendar follows",
+    )
+    def edit(
+        activity_id: UUID,
+        body: EditIn,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> ActivityOut:
+        outcome = app.edit(
+            caller,
+            activity_id,
+            subject=body.subject,
+            agenda=body.agenda,
+            keep_agenda="agenda" not in body.model_fields_set,
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, body),
+        )
+        return respond("edit", outcome, request, response)
 
     @router.post(
         "/activities/{activity_id:uuid}/reassign",

@@ -187,6 +187,28 @@ class ActivityApplication(NotifiesSaves[UUID]):
         return self._save(activity, [], idempotency)
 
     @idempotent
+    def edit(
+        self,
+        actor: Actor,
+        activity_id: UUID,
+        *,
+        subject: str | None = None,
+        agenda: str | None = None,
+        keep_agenda: bool = True,
+        expected_version: int | None = None,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Outcome:
+        """A new subject, agenda or both (`keep_agenda=False` replaces the agenda, None clears)."""
+        activity = self._for_change(actor, activity_id, expected_version)
+        activity.edit(
+            subject=subject if subject is not None else (activity.subject or ""),
+            agenda=activity.agenda if keep_agenda else agenda,
+            actor=actor.user_id,
+            now=self.clock(),
+        )
+        return self._save(activity, [], idempotency)
+
+    @idempotent
     def reassign(
         self,
         actor: Actor,

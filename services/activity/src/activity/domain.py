@@ -167,6 +167,14 @@ class Activity(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.owner = self.owner
 
+    class Edited(Aggregate.Event):
+        subject: str
+        agenda: str | None
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.subject, aggregate.agenda = self.subject, self.agenda
+
     class Completed(Aggregate.Event):
         note: str
         next_step: str
@@ -358,6 +366,16 @@ class Activity(Aggregate):
             reason=reason or None,
             actor=actor,
         )
+
+    def edit(self, *, subject: str, agenda: str | None, actor: str, now: datetime) -> None:
+        """A planned activity's subject (R5: it says what the activity is about) or agenda."""
+        self._require_planned("edited")
+        subject, agenda = require_subject(subject), (agenda or "").strip() or None
+        if (subject, agenda) == (self.subject, self.agenda):
+            raise DomainError(
+                "unchanged", "the edit changes neither subject nor agenda", field="subject"
+            )
+        self.trigger_event(self.Edited, timestamp=now, subject=subject, agenda=agenda, actor=actor)
 
     def reassign(self, *, owner: str, actor: str, now: datetime, reason: str | None = None) -> None:
         self._require_planned("reassigned")

@@ -59,6 +59,7 @@ _EVENT_NAMES: dict[type[Any], str] = {
     Activity.Completed: "completed",
     Activity.Cancelled: "cancelled",
     Activity.AttachmentAdded: "attachment_added",
+    Activity.Edited: "edited",
 }
 ACTIVITY_TOPICS: tuple[str, ...] = tuple(get_topic(cls) for cls in _EVENT_NAMES)
 GAP_EVENTS: tuple[type[Any], ...] = (CustomerFile.GapOpened, CustomerFile.GapClosed)
@@ -192,6 +193,9 @@ def _change(row: Row, event: Any, at: str) -> str:
     if cls is Activity.Cancelled:
         row["status"], row["closed_at"] = CANCELLED, at
         return f"{label} aflyst: {event.reason}"
+    if cls is Activity.Edited:
+        row["subject"] = event.subject
+        return f"{label} redigeret: {event.subject}"
     if cls is Activity.AttachmentAdded:
         return f"Bilag tilføjet til {label.lower()}: {event.filename}"
     raise TypeError(f"not an Activity event this read model knows: {cls.__qualname__}")

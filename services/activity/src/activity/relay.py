@@ -26,6 +26,7 @@ from uuid import UUID
 from crm_contracts.activity import (
     ActivityCancelled,
     ActivityCompleted,
+    ActivityEdited,
     ActivityEvent,
     ActivityMoved,
     ActivityPlanned,
@@ -70,6 +71,7 @@ RELAYED_EVENTS: Final[tuple[type[Aggregate.Event], ...]] = (
     Activity.Completed,
     Activity.Cancelled,
     Activity.AttachmentAdded,
+    Activity.Edited,
 )
 """Every event an `Activity` records; `CustomerFile` and idempotency records stay inside."""
 
@@ -177,6 +179,17 @@ def to_message(event: Aggregate.Event, before: Activity | None) -> ActivityEvent
             starts_at=before.starts_at,
             ends_at=before.ends_at,
             reason=getattr(event, "reason", None),
+        )
+    if isinstance(event, Activity.Edited):
+        return ActivityEdited(
+            **common,
+            owner=before.owner,
+            type=ActivityType(before.type),
+            channel=Channel(before.channel),
+            subject=event.subject,
+            agenda=event.agenda,
+            starts_at=before.starts_at,
+            ends_at=before.ends_at,
         )
     if isinstance(event, Activity.Completed):
         return ActivityCompleted(

@@ -20,7 +20,7 @@ from crm_contracts.primitives import (
 from crm_contracts.primitives import Id as CustomerId
 from crm_contracts.primitives import Reason as RequiredReason
 from crm_platform.values import Instant, MoneyIn, UtcInstant
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from activity.domain import (
     Activity,
@@ -83,6 +83,21 @@ class RetypeIn(Body):
     type: ActivityType
     channel: Channel | None = None
     reason: Reason | None = None
+
+
+class EditIn(Body):
+    """A planned activity's subject and agenda; give at least one. `agenda: null` clears it."""
+
+    subject: Subject | None = Field(default=None, description="What it is about (R5).")
+    agenda: Note | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> EditIn:
+        if not self.model_fields_set & {"subject", "agenda"}:
+            raise ValueError("give a new subject, a new agenda, or both")
+        if "subject" in self.model_fields_set and self.subject is None:
+            raise ValueError("subject cannot be removed, only changed (R5)")
+        return self
 
 
 class ReassignIn(Body):

@@ -2,7 +2,7 @@
 
 `fold` turns the stored view of an activity plus one contract event into the next view;
 `render` turns a view into the calendar entry to show (or None: nothing should be shown).
-The activity events are "fat" (planned, moved, retyped and reassigned carry the whole
+The activity events are "fat" (planned, moved, retyped, reassigned and edited carry the whole
 calendar view), so most events can be applied whatever was seen before; completed and
 cancelled carry no times or subject and need the stored view.
 """
@@ -17,6 +17,7 @@ from typing import Final
 from crm_contracts.activity import (
     ActivityCancelled,
     ActivityCompleted,
+    ActivityEdited,
     ActivityEvent,
     ActivityMoved,
     ActivityPlanned,
@@ -122,6 +123,10 @@ def fold(view: ActivityView | None, event: ActivityEvent) -> ActivityView | None
         case ActivityReassigned():
             times = (event.starts_at, event.ends_at)
             return _upsert(view, event, event.to_owner, event.type, event.channel, times)
+        case ActivityEdited():
+            times = (event.starts_at, event.ends_at)
+            edited = _upsert(view, event, event.owner, event.type, event.channel, times)
+            return replace(edited, agenda=event.agenda)
         case ActivityCompleted() if view is not None:
             return replace(
                 view,
@@ -140,7 +145,7 @@ def fold(view: ActivityView | None, event: ActivityEvent) -> ActivityView | None
 
 def _upsert(
     view: ActivityView | None,
-    event: ActivityMoved | ActivityRetyped | ActivityReassigned,
+    event: ActivityMoved | ActivityRetyped | ActivityReassigned | ActivityEdited,
     owner: str,
     type_: ActivityType,
     channel: Channel,
