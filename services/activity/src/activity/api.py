@@ -37,6 +37,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
 
 from activity.application import ActivityApplication, Outcome
+from activity.domain import PLANNED, Activity
 from activity.schemas import (
     ActivityOut,
     AttachmentIn,
@@ -50,6 +51,7 @@ from activity.schemas import (
     ReassignIn,
     RegistrationIn,
     RetypeIn,
+    WarningOut,
 )
 
 _BASE_ATTRIBUTES = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor"}
@@ -65,6 +67,10 @@ class ActivityApi:
     extra_routers: list[APIRouter] = field(default_factory=list)
     max_body_bytes: int = 1_048_576
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # The owner's other planned activities overlapping an activity's time (a warning only:
+    # a double booking is the consultant's call). Read from the read model, so one planned
+    # within its lag (milliseconds) may go unmentioned.
+    overlaps: Callable[[Activity], list[UUID]] = field(default=lambda _: [])
 
 
 def create_app(api: ActivityApi, *, root_path: str = "") -> FastAPI:
@@ -114,7 +120,12 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             response.headers["Location"] = location(request, "activities", str(outcome.activity.id))
         if outcome.replayed:
             response.headers["Idempotent-Replayed"] = "true"
-        return ActivityOut.of(outcome.activity)
+        warnings: list[WarningOut] = []
+        if name in ("plan", "move") and outcome.activity.status == PLANNED:
+            warnings = [
+                WarningOut(code="overlap", activity_id=i) for i in api.overlaps(outcome.activity)
+            ]
+        return ActivityOut.of(outcome.activity, warnings)
 
     @router.post(
         "/activities",

@@ -339,6 +339,18 @@ class ActivityQueries(SqlView):  # type: ignore[misc, unused-ignore]  # crm_plat
         more = len(rows) > size
         return page, encode_cursor((int(rows[size - 1]["seq"]),)) if more else None
 
+    def overlapping(
+        self, owner: str, starts_at: datetime, ends_at: datetime, besides: UUID
+    ) -> list[UUID]:
+        """The owner's other planned activities that share some of [starts_at, ends_at)."""
+        rows = self.query(
+            "SELECT activity_id FROM {t}activities WHERE owner = ? AND status = ?"
+            " AND starts_at < ? AND ends_at > ? AND activity_id <> ?"
+            " ORDER BY starts_at, activity_id LIMIT 20",
+            (owner, PLANNED, iso(ends_at), iso(starts_at), str(besides)),
+        )
+        return [UUID(r["activity_id"]) for r in rows]
+
     def gaps(self, *, owner: str | None = None, segment: str | None = None) -> list[Gap]:
         """The open R8 gaps, oldest first, by the customer's current owner and segment."""
         directory = self._sibling_table(CustomerDirectory.name, "customers")

@@ -228,6 +228,14 @@ class AttachmentOut(BaseModel):
     uri: str
 
 
+class WarningOut(BaseModel):
+    """Accepted, but worth a look: `overlap` names another planned activity of the same
+    owner at the same time."""
+
+    code: str
+    activity_id: UUID
+
+
 class ActivityOut(BaseModel):
     id: UUID
     version: int
@@ -249,9 +257,12 @@ class ActivityOut(BaseModel):
     completed_at: UtcInstant | None = Field(description="When it was held (R6).")
     next_activity_id: UUID | None
     attachments: list[AttachmentOut]
+    warnings: list[WarningOut] = Field(
+        default_factory=list, description="After a plan or a move: e.g. an `overlap`."
+    )
 
     @classmethod
-    def of(cls, activity: Activity) -> ActivityOut:
+    def of(cls, activity: Activity, warnings: list[WarningOut] | None = None) -> ActivityOut:
         type_, channel = ActivityType(activity.type), Channel(activity.channel)
         return cls(
             id=activity.id,
@@ -274,6 +285,7 @@ class ActivityOut(BaseModel):
             completed_at=activity.completed_at,
             next_activity_id=activity.next_activity_id,
             attachments=[AttachmentOut(**a) for a in activity.attachments],
+            warnings=warnings or [],
         )
 
 

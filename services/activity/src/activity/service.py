@@ -109,6 +109,7 @@ class ActivityService:
             auth=auth,
             checks=self.checks(),
             max_body_bytes=self.settings.max_body_bytes,
+            overlaps=lambda a: self.read_model.overlapping(a.owner, a.starts_at, a.ends_at, a.id),
             extra_routers=[
                 read_router(self.read_model, auth, self.clock),
                 parked_router(self.parking, auth),
