@@ -41,8 +41,6 @@ ACCEPTED_REFUSALS: dict[str, str] = {
     "time_out_of_range": "a time must lie between 2000-01-01 and ten years ahead of now",
     "unknown_customer": "the customer must exist in the directory (another resource)",
     "invalid_range": "`to` must come after `from` (two parameters together)",
-    "ends_at": "an activity must end after it starts (two fields together)",
-    "starts_at": "a planned activity lies in the future (the clock)",
     "ends_on": "an agreement's last day is not before its first (two fields, and today)",
     "idempotency_key_reused": "a key already used for another request (the key's history)",
     "invalid_cursor": "a cursor is an opaque token only a previous page hands out",

@@ -8,7 +8,8 @@ documents list:
   which is 400's meaning (§15.5.1); 422 says the syntax is right (§15.5.21);
 - a query parameter the operation does not document → 422 problem;
 - a date-time query parameter that is not an RFC 3339 date-time with an offset (`0.5`, a
-  Unix timestamp, a bare date, month 13) → 422 problem, not a time pydantic guessed.
+  Unix timestamp, a bare date, month 13) → 422 problem, not a time pydantic guessed; a bare
+  date is taken where the document says the parameter takes a day as well.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ SAMPLE_VALUES = {
 }
 # RFC 9110: 400 is "malformed request syntax"; 422 means the syntax was fine.
 MALFORMED_BODY_STATUS = 400
-NOT_DATE_TIMES = ["0.5", "1800000000", "2026-03-02", "2026-13-01T00:00:00Z"]
+BARE_DATE = "2026-03-02"
+NOT_DATE_TIMES = ["0.5", "1800000000", BARE_DATE, "2026-13-01T00:00:00Z"]
 
 
 @pytest.fixture(scope="module")
@@ -70,21 +72,31 @@ def with_body(media: str) -> list[Any]:
     ]
 
 
-def date_time_queries() -> list[Any]:
+def date_time_queries(*, days: bool = False) -> list[Any]:
+    """Each date-time query parameter with each value that is not a date-time (but a bare
+    date where the document also takes a day); with `days`, the parameters that take a day
+    (YYYY-MM-DD, a Copenhagen day) with a bare date."""
     params = []
     for method, path, label, op in operations():
         for parameter in op.get("parameters", []):
-            if parameter["in"] == "query" and '"date-time"' in json.dumps(parameter["schema"]):
-                for value in NOT_DATE_TIMES:
-                    params.append(
-                        pytest.param(
-                            method,
-                            path,
-                            parameter["name"],
-                            value,
-                            id=f"{label}?{parameter['name']}={value}",
-                        )
+            schema = json.dumps(parameter["schema"])
+            if parameter["in"] != "query" or '"date-time"' not in schema:
+                continue
+            takes_a_day = '"format": "date"' in schema
+            if days:
+                values = [BARE_DATE] if takes_a_day else []
+            else:
+                values = [v for v in NOT_DATE_TIMES if not (takes_a_day and v == BARE_DATE)]
+            for value in values:
+                params.append(
+                    pytest.param(
+                        method,
+                        path,
+                        parameter["name"],
+                        value,
+                        id=f"{label}?{parameter['name']}={value}",
                     )
+                )
     return params
 
 
@@ -148,3 +160,11 @@ def test_date_time_query_that_is_not_rfc3339_is_422(
 ) -> None:
     response = client.request(method, path, params={name: value})
     assert_problem(response, 422)
+
+
+@pytest.mark.parametrize(("method", "path", "name", "value"), date_time_queries(days=True))
+def test_a_bare_date_is_taken_where_the_document_says_so(
+    client: TestClient, method: str, path: str, name: str, value: str
+) -> None:
+    response = client.request(method, path, params={name: value})
+    assert response.status_code != 422, response.text
