@@ -187,6 +187,11 @@ class ActivityRegistered(ActivityEvent):
     booked: bool = Field(
         default=False, description="Agreed with the customer beforehand, though not planned."
     )
+    imported: bool = Field(
+        default=False,
+        description="Brought over from the previous CRM when going live; counts like any "
+        "other, never goes to a calendar.",
+    )
     subject: Subject | None = None
     note: Note
     next_step: Note | None = None

@@ -1,4 +1,5 @@
-"""Entry points: `python -m activity serve [--roles …]` and `rebuild-read-models`.
+"""Entry points: `python -m activity serve [--roles …]`, `rebuild-read-models` and
+`import FILE` (going live: the previous CRM's held activities from CSV).
 
 Embedded (no CRM_POSTGRES_DSN / CRM_KAFKA_BOOTSTRAP): SQLite under CRM_DATA_DIR and the
 in-process transport, every role in this one process. Production: one role per process,
@@ -8,12 +9,19 @@ e.g. `serve --roles api`, `serve --roles relay`, `serve --roles projector,consum
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+from pathlib import Path
 
 from crm_platform.logs import configure_logging
+from crm_platform.progress import Progress, data_rows
 from crm_platform.serving import add_serve_command, chosen_roles, serve
 from crm_platform.settings import RuntimeSettings
 
+from activity.application import ActivityApplication
+from activity.consumers import CustomerDirectory
+from activity.customer_watch import SERVICE_ACTOR
+from activity.imports import ActivityImport
 from activity.projections import compare, rebuild
 from activity.service import ROLES, ActivityService
 
@@ -41,6 +49,32 @@ def rebuild_read_models(in_place: bool) -> int:
     return 0
 
 
+def import_file(path: Path, batch_size: int) -> int:
+    """Import a CSV file as the service itself (whoever runs the CLI has the database)."""
+    settings = RuntimeSettings()
+    store = settings.store("activity")
+    with store.creating():
+        directory = CustomerDirectory(store.env())
+        app = ActivityApplication(store.env(), directory=directory)
+    progress = Progress(data_rows(str(path)))
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as lines:
+            result = ActivityImport(
+                app, SERVICE_ACTOR, batch_size=batch_size, progress=progress
+            ).run(lines)
+    finally:
+        progress.close()
+        app.close()
+        directory.close()
+    rejected = [
+        {"line": p.line, "external_id": p.external_id, "reasons": p.reasons}
+        for p in result.rejected
+    ]
+    summary = {"imported": result.imported, "unchanged": result.unchanged, "rejected": rejected}
+    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    return 1 if result.rejected else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m activity")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,8 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     again.add_argument(
         "--in-place", action="store_true", help="replace the live tables (stop the projector first)"
     )
+    load = commands.add_parser(
+        "import", help="import the previous CRM's held activities from a CSV file"
+    )
+    load.add_argument("file", type=Path)
+    load.add_argument("--batch-size", type=int, default=500)
     args = parser.parse_args(argv)
     configure_logging()
+    if args.command == "import":
+        return import_file(args.file, args.batch_size)
     if args.command == "serve":
         return serve(
             "activity", build, chosen_roles(parser, args.roles, ROLES), args.host, args.port

@@ -14,7 +14,7 @@ from uuid import UUID
 from crm_platform.auth import Authenticator, Principal
 from crm_platform.http import (
     API_ERROR_STATUSES,
-    BodySizeLimit,
+    ApiError,
     StrictRoute,
     error_responses,
     install_error_handlers,
@@ -28,6 +28,7 @@ from crm_platform.http.conditional import (
     idempotency_key,
 )
 from crm_platform.http.refusals import install_refusal_handlers
+from crm_platform.http.uploads import CSV_BODY, UploadLimits, csv_lines, spooled_body
 from crm_platform.idempotency import IdempotencyKey
 from crm_platform.ops import ops_router
 from crm_platform.values import CustomerIdPath, InstantQuery, utc_text
@@ -35,9 +36,11 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from activity.application import ActivityApplication, Outcome
 from activity.domain import PLANNED, Activity
+from activity.imports import ActivityImport, ImportResult
 from activity.schemas import (
     ActivityOut,
     AttachmentIn,
@@ -46,6 +49,7 @@ from activity.schemas import (
     DiscoveryProfileOut,
     EditIn,
     HistoryEntry,
+    ImportOut,
     MoveIn,
     PlanIn,
     ReassignIn,
@@ -54,6 +58,7 @@ from activity.schemas import (
     WarningOut,
 )
 
+IMPORT_PATH = "/imports"
 _BASE_ATTRIBUTES = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor"}
 
 
@@ -66,6 +71,7 @@ class ActivityApi:
     checks: Mapping[str, Callable[[], object]] = field(default_factory=dict)
     extra_routers: list[APIRouter] = field(default_factory=list)
     max_body_bytes: int = 1_048_576
+    max_import_bytes: int = 256 * 1_048_576
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     # The owner's other planned activities overlapping an activity's time (a warning only:
     # a double booking is the consultant's call). Read from the read model, so one planned
@@ -82,7 +88,12 @@ def create_app(api: ActivityApi, *, root_path: str = "") -> FastAPI:
         responses=error_responses(*API_ERROR_STATUSES),
     )
     install_error_handlers(web)
-    web.add_middleware(BodySizeLimit, max_bytes=api.max_body_bytes)
+    web.add_middleware(
+        UploadLimits,
+        max_bytes=api.max_body_bytes,
+        upload_bytes=api.max_import_bytes,
+        upload_suffixes=(IMPORT_PATH,),
+    )
     install_refusal_handlers(web)
     commands = Counter(
         "crm_activity_commands_total",
@@ -369,7 +380,34 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             profile=profile,
         )
 
+    @router.post(
+        IMPORT_PATH,
+        responses=error_responses(403, 413, 415, 422),
+        summary="Going live: import the previous CRM's held activities from CSV (managers)",
+        description=(
+            "Columns: external_id, customer_id, owner, type, channel, held_at, note "
+            "(and optionally subject). Bad rows are reported with their line numbers; the "
+            "rest is imported. Importing the same file again adds nothing."
+        ),
+        openapi_extra=CSV_BODY,
+    )
+    async def import_activities(request: Request, caller: Caller) -> ImportOut:
+        if not (caller.is_manager or caller.is_service):
+            raise ApiError(403, "forbidden", "only a sales manager may import activities")
+        spool = await spooled_body(request)
+        try:
+            result = await run_in_threadpool(_run_import, app, caller, spool)
+        finally:
+            spool.close()
+        commands.labels("import", "ok").inc()
+        return ImportOut.of(result)
+
     return router
+
+
+def _run_import(app: ActivityApplication, caller: Principal, spool: Any) -> ImportResult:
+    with csv_lines(spool) as lines:
+        return ActivityImport(app, caller).run(lines)
 
 
 def _snake(name: str) -> str:

@@ -40,6 +40,7 @@ from activity.domain import (
     AttachmentRequest,
     CompletionRequest,
     CustomerFile,
+    ImportedActivity,
     PlanRequest,
     RegistrationRequest,
 )
@@ -304,6 +305,50 @@ class ActivityApplication(NotifiesSaves[UUID]):
             now=now,
         )
         return self._close(activity, follow_up, None, actor, now, "cancelled", idempotency)
+
+    # -- going live -----------------------------------------------------------------------
+
+    def import_history(
+        self, actor: Actor, items: Sequence[ImportedActivity]
+    ) -> tuple[int, int, dict[str, str]]:
+        """Past activities from the previous CRM, in one save when none was imported before.
+
+        Returns (imported, imported before, refused: external id → why). An item is refused
+        for an unknown customer or a record the domain cannot keep; the others are saved.
+        Importing the same items again finds them (their ids derive from `external_id`)."""
+        if not (actor.is_manager or actor.is_service):
+            raise Forbidden("only a sales manager may import activities")
+        now = self.clock()
+        refused: dict[str, str] = {}
+        accepted: list[ImportedActivity] = []
+        for item in items:
+            if self.directory.get(item.customer_id) is None:
+                refused[item.external_id] = f"customer {item.customer_id} is not in the registry"
+                continue
+            try:
+                Activity.import_held(item, actor=actor.user_id, now=now)
+                accepted.append(item)
+            except DomainError as error:
+                refused[item.external_id] = error.message
+
+        def fresh(item: ImportedActivity) -> Activity:
+            # A save collects the aggregate's events, even when it fails: a retry needs
+            # the aggregate made again.
+            return Activity.import_held(item, actor=actor.user_id, now=now)
+
+        try:
+            self.save(*map(fresh, accepted))
+            return len(accepted), 0, refused
+        except IntegrityError:
+            pass  # some were imported before (a second run of the file): one at a time
+        imported = before = 0
+        for item in accepted:
+            try:
+                self.save(fresh(item))
+                imported += 1
+            except IntegrityError:
+                before += 1
+        return imported, before, refused
 
     # -- R8 as time and the registry move ----------------------------------------------
 

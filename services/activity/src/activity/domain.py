@@ -98,6 +98,30 @@ class RegistrationRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class ImportedActivity:
+    """An activity held before the CRM went live, brought over from the previous system.
+
+    Taken as it was recorded there: the guide's registration rules (R3's booking, R4's note,
+    R9's proposal, R10's profile) judged the moment of registering, which is long past, so
+    only what keeps the record sound is checked (a note, a time that has been, a physical
+    visit). `external_id` is its id in the previous system: importing twice adds nothing.
+    """
+
+    external_id: str
+    customer_id: str
+    owner: str
+    type: ActivityType
+    channel: Channel
+    held_at: datetime
+    note: str
+    subject: str | None = None
+
+    @property
+    def activity_id(self) -> UUID:
+        return uuid.uuid5(_NAMESPACE, f"imported:{self.external_id}")
+
+
+@dataclass(frozen=True, slots=True)
 class CompletionRequest:
     """A planned activity was held (R6): what came of it, and the next activity (R7)."""
 
@@ -139,6 +163,7 @@ class Activity(Aggregate):
         next_activity_id: UUID | None
         actor: str
         booked: bool = False
+        imported: bool = False
 
     class Moved(Aggregate.Event):
         starts_at: datetime
@@ -236,6 +261,7 @@ class Activity(Aggregate):
         next_step: str | None = None,
         next_activity_id: UUID | None = None,
         booked: bool = False,
+        imported: bool = False,
         **_: Any,
     ) -> None:
         self.customer_id = customer_id
@@ -246,6 +272,7 @@ class Activity(Aggregate):
         self.agenda = agenda
         self.registered = held_at is not None
         self.booked = booked
+        self.imported = imported
         # A registered activity has no plan: it happened at one moment, `held_at`.
         moment = held_at if held_at is not None else starts_at
         assert moment is not None
@@ -315,6 +342,32 @@ class Activity(Aggregate):
             next_activity_id=next_activity_id,
             actor=actor,
             booked=request.booked,
+        )
+
+    @classmethod
+    def import_held(cls, request: ImportedActivity, *, actor: str, now: datetime) -> Activity:
+        """An activity of the previous system's history (see `ImportedActivity`)."""
+        require_held(request.held_at, now)
+        require_visit_is_physical(request.type, request.channel)
+        note = request.note.strip()
+        if not note:
+            raise DomainError("note", "an imported activity keeps its note", field="note")
+        return cls._create(
+            cls.Registered,
+            id=request.activity_id,
+            timestamp=now,
+            customer_id=request.customer_id,
+            owner=request.owner,
+            type=request.type.value,
+            channel=request.channel.value,
+            subject=request.subject or None,
+            held_at=request.held_at,
+            note=note,
+            next_step=None,
+            discovery_profile=None,
+            next_activity_id=None,
+            actor=actor,
+            imported=True,
         )
 
     # -- commands -------------------------------------------------------------------------

@@ -146,7 +146,8 @@ def fold(row: Row | None, event: Any, seq: int) -> tuple[Row, TimelineRow, MoveR
     elif cls is Activity.Registered:
         new = _created(event, at, registered=True)
         what = event.subject or event.note
-        summary = f"{_label(event.type)} registreret, holdt {_when(event.held_at)}: {what}"
+        how = "importeret" if getattr(event, "imported", False) else "registreret"
+        summary = f"{_label(event.type)} {how}, holdt {_when(event.held_at)}: {what}"
     elif row is None:
         raise UnknownActivity(
             f"{cls.__qualname__} v{event.originator_version} continues activity "

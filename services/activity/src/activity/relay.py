@@ -129,6 +129,7 @@ def to_message(event: Aggregate.Event, before: Activity | None) -> ActivityEvent
             channel=Channel(event.channel),
             held_at=event.held_at,
             booked=event.booked,
+            imported=event.imported,
             subject=event.subject,
             note=event.note,
             next_step=event.next_step,

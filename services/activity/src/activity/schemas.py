@@ -29,6 +29,7 @@ from activity.domain import (
     PlanRequest,
     RegistrationRequest,
 )
+from activity.imports import ImportResult
 from activity.rules import VALUE_TEST
 
 # Optional free text may be empty here; the rules decide when it must say something (R4, R6).
@@ -250,6 +251,7 @@ class ActivityOut(BaseModel):
     status: str
     registered: bool = Field(description="Held without having been planned in the CRM.")
     booked: bool = Field(description="A registered activity agreed with the customer beforehand.")
+    imported: bool = Field(description="Brought over from the previous CRM.")
     starts_at: UtcInstant
     ends_at: UtcInstant
     note: str | None
@@ -278,6 +280,7 @@ class ActivityOut(BaseModel):
             status=activity.status,
             registered=activity.registered,
             booked=activity.booked,
+            imported=activity.imported,
             starts_at=activity.starts_at,
             ends_at=activity.ends_at,
             note=activity.note,
@@ -305,3 +308,26 @@ class DiscoveryProfileOut(BaseModel):
     recorded_by: str
     activity_id: UUID
     profile: dict[str, str]
+
+
+class Rejected(BaseModel):
+    line: int = Field(description="The row's line in the file (the header is line 1).")
+    external_id: str | None
+    reasons: list[str]
+
+
+class ImportOut(BaseModel):
+    imported: int = Field(description="Activities brought over now.")
+    unchanged: int = Field(description="Rows imported by an earlier run of the same file.")
+    rejected: list[Rejected]
+
+    @classmethod
+    def of(cls, result: ImportResult) -> ImportOut:
+        return cls(
+            imported=result.imported,
+            unchanged=result.unchanged,
+            rejected=[
+                Rejected(line=p.line, external_id=p.external_id, reasons=p.reasons)
+                for p in result.rejected
+            ],
+        )
