@@ -32,6 +32,23 @@ class AnnualAgreement(ContractModel):
         return self
 
 
+class ValueProgramme(ContractModel):
+    """Membership of the customer value programme ("kundeværdiprogram"); while it runs it puts
+    the customer in `annual_agreement`, exactly as an annual agreement does."""
+
+    starts_on: date
+    ends_on: date | None = Field(
+        default=None,
+        description="Last day of the membership (inclusive); null: open-ended.",
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> Self:
+        if self.ends_on is not None and self.ends_on < self.starts_on:
+            raise ValueError("value programme: ends_on must not be before starts_on")
+        return self
+
+
 class CustomerSnapshot(Message):
     """The customer's current state, including its segment and prioritized flag."""
 
@@ -47,6 +64,9 @@ class CustomerSnapshot(Message):
     segment: Segment
     prioritized: bool = Field(description="Must always have a future activity (R8).")
     annual_agreement: AnnualAgreement | None = None
+    value_programme: ValueProgramme | None = Field(
+        default=None, description="Membership of the customer value programme, if any."
+    )
     updated_at: UtcDateTime = Field(description="When this state was reached (UTC).")
 
     def event_time(self) -> datetime:
