@@ -248,24 +248,21 @@ def test_an_annual_agreement_overrides_the_potential_until_it_is_ended(
     assert ended.json()["segment"] == "D"
 
 
-def test_patch_renames_and_changes_the_owner_and_history_says_who_and_why(
+def test_patch_renames_put_owner_moves_and_history_says_who_and_why(
     client: TestClient,
 ) -> None:
     register(client, owner=ANNA.user_id)
     renamed = client.patch("/customers/c-1", json={"name": "Bageriet"}, headers=ANNA_H)
     assert renamed.status_code == 200
     assert renamed.json()["name"] == "Bageriet"
-    assert (
-        client.patch("/customers/c-1", json={"owner": BO.user_id}, headers=ANNA_H).status_code
-        == 403
+    put = client.put("/customers/c-1/owner", json={"owner": BO.user_id}, headers=ANNA_H)
+    assert put.status_code == 403
+    moved = client.put(
+        "/customers/c-1/owner", json={"owner": BO.user_id}, headers={**MIA_H, "If-Match": '"2"'}
     )
-    moved = client.patch(
-        "/customers/c-1", json={"name": "Bageriet", "owner": BO.user_id}, headers=MIA_H
-    )
-    assert moved.status_code == 200
+    assert moved.status_code == 200, moved.json()
     assert (moved.json()["owner"], moved.json()["version"]) == (BO.user_id, 3)
-    stale = client.patch("/customers/c-1", json={}, headers={**MIA_H, "If-Match": '"2"'})
-    assert stale.status_code == 412
+    assert moved.headers["ETag"] == '"3"'
     client.put(
         "/customers/c-1/potential",
         json={"amount_dkk": "400000", "note": "Ny butik i Aarhus"},
@@ -280,6 +277,7 @@ def test_patch_renames_and_changes_the_owner_and_history_says_who_and_why(
         "segment_changed",
     ]
     assert history[1]["actor"] == ANNA.user_id
+    assert (history[2]["actor"], history[2]["details"]["owner"]) == (MIA.user_id, BO.user_id)
     assert history[3]["why"] == "Ny butik i Aarhus"
     assert history[4]["details"]["to_segment"] == "A"
     assert history[4]["why"] == "potential_assessed"

@@ -8,11 +8,13 @@ import io
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from crm_contracts.enums import Segment
+from crm_contracts.patterns import NAME_PATTERN
 from crm_platform.auth import Authenticator, Principal
-from crm_platform.errors import StaleVersion
 from crm_platform.http import (
     API_ERROR_STATUSES,
     ApiError,
@@ -32,19 +34,19 @@ from crm_platform.http.conditional import (
 from crm_platform.http.refusals import install_refusal_handlers
 from crm_platform.idempotency import IdempotencyKey
 from crm_platform.ops import ops_router
-from crm_platform.values import CustomerIdPath, Day, OwnerQuery
+from crm_platform.values import CustomerIdPath, Day, OwnerQuery, utc_text
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from segmentation.application import NewCustomer, Outcome, SegmentationApplication
+from segmentation.application import NewCustomer, Outcome, Search, SegmentationApplication
 from segmentation.imports import CustomerImport, ImportResult
 from segmentation.policy_api import policy_routes
-from segmentation.rules import PotentialSource
+from segmentation.rules import NAME_MAX, PotentialSource, search_words
 from segmentation.schemas import (
     AgreementIn,
     CustomerIn,
@@ -53,13 +55,37 @@ from segmentation.schemas import (
     CustomerPatch,
     HistoryEntry,
     ImportOut,
+    OwnerIn,
     PotentialIn,
     Rejected,
+    ValueProgrammeIn,
     snake,
 )
 
 _BASE_ATTRIBUTES = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor"}
 IMPORT_PATH = "/customers/import"
+# How history details put what JSON has no type for: amounts exact, times in UTC with Z.
+_DETAIL_ENCODERS: dict[Any, Callable[[Any], Any]] = {datetime: utc_text, Decimal: str}
+
+
+def _searchable(q: str | None) -> str | None:
+    if q is not None and not search_words(q):
+        raise ValueError("q needs a letter or a digit to look for")
+    return q
+
+
+SearchQuery = Annotated[
+    str | None,
+    AfterValidator(_searchable),
+    Query(
+        min_length=1,
+        max_length=NAME_MAX,
+        pattern=NAME_PATTERN,
+        description="A CVR number (eight digits), found exactly; or words, each the beginning "
+        'of a word of the name, ignoring case and accents ("kobenhavn blom" finds '
+        '"Københavns Blomster").',
+    ),
+]
 
 
 class _CustomerIdSegment(Convertor[str]):
@@ -135,14 +161,14 @@ def create_app(api: SegmentationApi, *, root_path: str = "") -> FastAPI:
 
 
 def keyed(
-    caller: Principal, key: str | None, request: Request, body: BaseModel | None, part: str = ""
+    caller: Principal, key: str | None, request: Request, body: BaseModel | None
 ) -> IdempotencyKey | None:
-    """The idempotency key of one command; `part` tells apart the commands of one request."""
+    """The idempotency key of one command."""
     key = idempotency_key(key)
     if key is None:
         return None
     payload = body.model_dump(mode="json") if body is not None else None
-    return IdempotencyKey.of(caller.user_id, key + part, request.method, request.url.path, payload)
+    return IdempotencyKey.of(caller.user_id, key, request.method, request.url.path, payload)
 
 
 def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
@@ -206,22 +232,30 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         response.headers["ETag"] = etag(view.version)
         return out(view.customer)
 
-    @router.get("/customers", summary="Customers in registration order, a page at a time")
+    @router.get(
+        "/customers",
+        summary="Customers in registration order, a page at a time; find them with q",
+        responses=error_responses(422),
+    )
     def listing(
         caller: Caller,
         segment: Segment | None = None,
         prioritized: bool | None = None,
         owner: OwnerQuery = None,
+        q: SearchQuery = None,
         cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> CustomerPage:
         after = int(cursor or 0)
+        search = Search.of(q) if q is not None else None
         items: list[CustomerOut] = []
         more = True
-        # The registry filters by segment and owner; `prioritized` is judged here, reading
-        # on until the page is full, so the cursor is always the last row looked at.
+        # The registry filters by segment, owner and `q`; `prioritized` is judged here,
+        # reading on until the page is full, so the cursor is always the last row looked at.
         while len(items) < limit and more:
-            rows = app.customers(segment=segment, owner=owner, after=after, limit=limit)
+            rows = app.customers(
+                segment=segment, owner=owner, search=search, after=after, limit=limit
+            )
             more = len(rows) == limit
             for row in rows:
                 after = row.seq
@@ -303,10 +337,100 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         )
         return respond("end_agreement", outcome, request, response)
 
+    @router.put(
+        "/customers/{customer_id}/value-programme",
+        responses=changes,
+        summary="Record the customer's membership of the value programme (sales managers)",
+        description=(
+            "The membership's days, both inclusive; without `ends_on` it is open-ended. While "
+            "it is in force (today in Copenhagen within them) the customer is in "
+            "`annual_agreement`, as with an annual agreement; the daily calendar moves it in "
+            "and out on those days. One membership is on record: a PUT replaces the dates of "
+            "the current or upcoming one. 422 `ends_on`: before `starts_on`, or before today "
+            "(end a membership with DELETE); 409 `value_programme_unchanged`: these dates are "
+            "on record already."
+        ),
+    )
+    def value_programme(
+        customer_id: CustomerIdPath,
+        body: ValueProgrammeIn,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> CustomerOut:
+        outcome = app.set_value_programme(
+            caller,
+            customer_id,
+            starts_on=body.starts_on,
+            ends_on=body.ends_on,
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, body),
+        )
+        return respond("set_value_programme", outcome, request, response)
+
+    @router.delete(
+        "/customers/{customer_id}/value-programme",
+        responses=changes,
+        summary="End the value programme membership: yesterday was its last day",
+        description=(
+            "From today the membership is no longer in force (one that has not started yet is "
+            "withdrawn). 409 `no_value_programme`: the customer has no current or upcoming "
+            "membership."
+        ),
+    )
+    def end_value_programme(
+        customer_id: CustomerIdPath,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> CustomerOut:
+        outcome = app.end_value_programme(
+            caller,
+            customer_id,
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, None),
+        )
+        return respond("end_value_programme", outcome, request, response)
+
+    @router.put(
+        "/customers/{customer_id}/owner",
+        responses=changes,
+        summary="Change the owner, the responsible consultant (sales managers)",
+        description=(
+            "The new owner is published in the customer's snapshot on `crm.customers.v1`. "
+            "422 `owner`: the customer is owned by them already."
+        ),
+    )
+    def owner(
+        customer_id: CustomerIdPath,
+        body: OwnerIn,
+        caller: Caller,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+        key: IdemKey = None,
+    ) -> CustomerOut:
+        outcome = app.change_owner(
+            caller,
+            customer_id,
+            owner=body.owner,
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, body),
+        )
+        return respond("change_owner", outcome, request, response)
+
     @router.patch(
         "/customers/{customer_id:customer_id}",
         responses=changes,
-        summary="Rename, or change the owner (sales managers)",
+        summary="Rename (the customer's owner or a sales manager)",
+        description=(
+            "The body names the new name; the owner changes with PUT .../owner. 422 `name`: "
+            "the customer has that name already."
+        ),
     )
     def patch(
         customer_id: CustomerIdPath,
@@ -317,34 +441,14 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         if_match: IfMatch = None,
         key: IdemKey = None,
     ) -> CustomerOut:
-        version = expected_version(if_match)
-        current = app.customer(customer_id).customer
-        if version is not None and version != current.version:
-            # Checked here too: a PATCH that changes nothing must still refuse a stale ETag.
-            raise StaleVersion(
-                f"the customer is at version {current.version}, not {version}; read it again",
-                current_version=current.version,
-            )
-        outcome = Outcome(current)
-        # Only what differs is a command: PATCHing the current name is not an error.
-        if body.name is not None and body.name.strip() != current.name:
-            outcome = app.rename(
-                caller,
-                customer_id,
-                name=body.name,
-                expected_version=version,
-                idempotency=keyed(caller, key, request, body, "#name"),
-            )
-            version = outcome.customer.version if version is not None else None
-        if "owner" in body.model_fields_set and (body.owner or None) != current.owner:
-            outcome = app.change_owner(
-                caller,
-                customer_id,
-                owner=body.owner,
-                expected_version=version,
-                idempotency=keyed(caller, key, request, body, "#owner"),
-            )
-        return respond("patch", outcome, request, response)
+        outcome = app.rename(
+            caller,
+            customer_id,
+            name=body.name,
+            expected_version=expected_version(if_match),
+            idempotency=keyed(caller, key, request, body),
+        )
+        return respond("rename", outcome, request, response)
 
     @router.get(
         "/customers/{customer_id}/history",
@@ -407,5 +511,5 @@ def _history_entry(event: Any) -> HistoryEntry:
         at=event.timestamp,
         actor=getattr(event, "actor", None),
         why=why if isinstance(why, str) else None,
-        details=jsonable_encoder(attributes),
+        details=jsonable_encoder(attributes, custom_encoder=_DETAIL_ENCODERS),
     )

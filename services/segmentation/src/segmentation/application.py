@@ -4,14 +4,15 @@ Every command loads what it needs, checks who may do it, asks the aggregates (wh
 the rules), and saves everything it changed in one `save`: the customer, its registry row
 (see registry.py), the policy book, a recomputation record and an idempotency record commit
 together or not at all. What the commands take and return is defined here too (`NewCustomer`,
-`Outcome`, `PolicyOutcome`, `CustomerView`, `CalendarResult`); how the events are stored
+`Search`, `Outcome`, `PolicyOutcome`, `CustomerView`, `CalendarResult`); how the events are stored
 (recorders, the registry rows in the same save, the cached policy) is store.py's.
 
-Who may (the guide leaves it open; decided here): potentials, agreements, owners, the policy,
-the calendar and bulk imports are for sales managers and services (`is_manager or
-is_service`). Registering is for managers and services, and for a consultant registering a
-customer she owns herself (so a consultant can add a prospect she found); renaming is also
-open to the customer's owner. Reading is for anyone authenticated (the API decides).
+Who may (the guide leaves it open; decided here): potentials, agreements, value programme
+memberships, owners, the policy, the calendar and bulk imports are for sales managers and
+services (`is_manager or is_service`). Registering is for managers and services, and for a
+consultant registering a customer she owns herself (so a consultant can add a prospect she
+found); renaming is also open to the customer's owner. Reading is for anyone authenticated
+(the API decides).
 
 Policy races: a command judges a customer by the policy current when it starts. If a new
 policy commits before the command does, the recomputation may already have passed that
@@ -46,11 +47,17 @@ from crm_platform.idempotency import (
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from segmentation.domain import Customer
+from segmentation.domain import Customer, segment_history
 from segmentation.policy import DEFAULT_POLICY, AdoptedPolicy, Policy, PolicyBook, parse_policy
 from segmentation.recompute import Recomputation
 from segmentation.registry import RegistryRow
-from segmentation.rules import PotentialSource, SegmentReason, local_date
+from segmentation.rules import (
+    CVR_QUERY,
+    PotentialSource,
+    SegmentReason,
+    local_date,
+    search_words,
+)
 from segmentation.store import SegmentationStore
 
 log = logging.getLogger(__name__)
@@ -114,6 +121,30 @@ class NewCustomer:
     # An annual agreement (both days inclusive) recorded in the same transaction (imports).
     agreement_starts_on: date | None = None
     agreement_ends_on: date | None = None
+    # A value programme membership (ends_on None: open-ended), in the same transaction.
+    value_programme_starts_on: date | None = None
+    value_programme_ends_on: date | None = None
+    # Going live: the segment the customer ends up in counts as held since this day.
+    segment_since: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """What `GET /customers?q=` looks for: a CVR number (eight digits) exactly, or else
+    names with a word beginning with each of the folded `words`."""
+
+    cvr: str | None = None
+    words: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, text: str) -> Search:
+        text = text.strip()
+        if CVR_QUERY.match(text):
+            return cls(cvr=text)
+        words = tuple(search_words(text))
+        if not words:
+            raise DomainError("q", "q needs a letter or a digit to look for", field="q")
+        return cls(words=words)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +261,16 @@ class SegmentationApplication(SegmentationStore):
                     actor=actor.user_id,
                     now=now,
                 )
+            if item.value_programme_starts_on is not None:
+                customer.set_value_programme(
+                    item.value_programme_starts_on,
+                    item.value_programme_ends_on,
+                    policy=adopted.policy,
+                    actor=actor.user_id,
+                    now=now,
+                )
+            if item.segment_since is not None:
+                customer.hold_segment_since(item.segment_since, actor=actor.user_id, now=now)
             customers[customer.id] = customer
         registered: list[Aggregate] = list(customers.values())
         if idempotency is not None:  # only register_assessed_customer's, for its one customer
@@ -344,11 +385,48 @@ class SegmentationApplication(SegmentationStore):
         )
         return self._save(customer, adopted, idempotency)
 
+    @idempotent
+    def set_value_programme(
+        self,
+        actor: Actor,
+        customer_id: str,
+        *,
+        starts_on: date,
+        ends_on: date | None = None,
+        expected_version: int | None = None,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Outcome:
+        """The customer's membership of the value programme (`ends_on` None: open-ended)."""
+        self._require_manager(actor, "record value programme memberships")
+        adopted = self.current_policy()
+        customer = self._for_change(customer_id, expected_version)
+        customer.set_value_programme(
+            starts_on, ends_on, policy=adopted.policy, actor=actor.user_id, now=self.clock()
+        )
+        return self._save(customer, adopted, idempotency)
+
+    @idempotent
+    def end_value_programme(
+        self,
+        actor: Actor,
+        customer_id: str,
+        *,
+        expected_version: int | None = None,
+        idempotency: IdempotencyKey | None = None,
+    ) -> Outcome:
+        """Yesterday was the membership's last day (an upcoming one is withdrawn)."""
+        self._require_manager(actor, "end value programme memberships")
+        adopted = self.current_policy()
+        customer = self._for_change(customer_id, expected_version)
+        customer.end_value_programme(policy=adopted.policy, actor=actor.user_id, now=self.clock())
+        return self._save(customer, adopted, idempotency)
+
     def apply_calendar(
         self, actor: Actor, today: date | None = None, *, batch_size: int = 500
     ) -> CalendarResult:
-        """Move customers into or out of `annual_agreement` as their agreements start and
-        end (run daily, and safe to run any number of times: no change, no event)."""
+        """Move customers into or out of `annual_agreement` as their agreements and value
+        programme memberships start and end (run daily, and safe to run any number of times:
+        no change, no event)."""
         self._require_manager(actor, "apply the agreement calendar")
         now = self.clock()
         day = today or local_date(now)
@@ -467,25 +545,22 @@ class SegmentationApplication(SegmentationStore):
 
     def segment_history(self, customer_id: str) -> list[tuple[date, Segment]]:
         """(effective_on, segment) from registration on: the input of the target pro-rating."""
-        entries: list[tuple[date, Segment]] = []
-        for event in self.history(customer_id):
-            if isinstance(event, Customer.Registered):
-                entries.append((event.effective_on, Segment(event.segment)))
-            elif isinstance(event, Customer.SegmentChanged):
-                entries.append((event.effective_on, Segment(event.to_segment)))
-        return entries
+        return segment_history(self.history(customer_id))
 
     def customers(
         self,
         *,
         segment: Segment | None = None,
         owner: str | None = None,
+        search: Search | None = None,
         after: int = 0,
         limit: int = 100,
     ) -> list[RegistryRow]:
         return self.registry.list_customers(
             segment=segment.value if segment else None,
             owner=normalize_user_id(owner) if owner else None,
+            cvr=search.cvr if search else None,
+            words=search.words if search else (),
             after=after,
             limit=limit,
         )

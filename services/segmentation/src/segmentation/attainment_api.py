@@ -20,7 +20,7 @@ from crm_contracts.enums import ActivityType, Segment
 from crm_platform.auth import Authenticator, Principal
 from crm_platform.auth.principal import normalize_user_id
 from crm_platform.http import ApiError, StrictRoute, error_responses
-from crm_platform.values import CustomerIdPath, OwnerQuery
+from crm_platform.values import CustomerIdPath, OwnerQuery, UtcInstant
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
@@ -61,7 +61,7 @@ class CustomerAttainmentBody(BaseModel):
     owner: str | None
     segment: Segment
     year: int
-    as_of: datetime
+    as_of: UtcInstant
     days_in_year: int
     elapsed_days: int
     days_by_segment: dict[str, int]
@@ -85,7 +85,7 @@ class ReportLine(BaseModel):
 
 class AttainmentReport(BaseModel):
     year: int
-    as_of: datetime
+    as_of: UtcInstant
     owner: str | None
     segment: Segment | None
     rows: list[ReportLine]

@@ -1,16 +1,23 @@
-"""The customer aggregate of the segmentation service: `Customer`, its events, and
-`CUSTOMER_EVENTS` (those the relay publishes a snapshot after).
+"""The customer aggregate of the segmentation service: `Customer`, its events,
+`CUSTOMER_EVENTS` (those the relay publishes a snapshot after), and `segment_history` (the
+segments a customer's events say it held, for the pro-rating of targets).
 
 Commands validate first and only then trigger events, so replaying never re-checks a rule
 against a later "now". A customer's segment is recomputed by every command that could change
 it (`refresh`), and a `SegmentChanged` is recorded only when the segment really changes:
 recomputing a customer to the segment it already has records nothing, which is what makes a
 recomputation safe to re-run after a crash.
+
+What puts a customer in `annual_agreement`: an annual agreement or a membership of the
+customer value programme in force today (Europe/Copenhagen), whichever; it leaves the segment
+the day after the last of them ends. The agreement calendar (`apply_calendar`) moves
+customers across both kinds of dates.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -26,6 +33,7 @@ from segmentation.rules import (
     Agreement,
     PotentialSource,
     SegmentReason,
+    ValueProgramme,
     local_date,
     require_aware,
     require_cvr,
@@ -105,6 +113,40 @@ class Customer(Aggregate):
             )
             aggregate.updated_by = self.actor
 
+    class ValueProgrammeSet(Aggregate.Event):
+        starts_on: date  # the membership on record after this event (replaces the dates)
+        ends_on: date | None  # None: open-ended
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.value_programme = ValueProgramme(self.starts_on, self.ends_on)
+            aggregate.updated_by = self.actor
+
+    class ValueProgrammeEnded(Aggregate.Event):
+        ends_on: date  # new last day; before `starts_on` the membership is withdrawn
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            current = aggregate.value_programme
+            aggregate.value_programme = (
+                None
+                if self.ends_on < current.starts_on
+                else ValueProgramme(current.starts_on, self.ends_on)
+            )
+            aggregate.updated_by = self.actor
+
+    class SegmentHeldSince(Aggregate.Event):
+        """The current segment counts as held since `since` (going live: the segment a
+        customer had before the CRM knew it); earlier changes from `since` on are overridden
+        for the pro-rating of targets (see `segment_history`)."""
+
+        segment: str
+        since: date
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.segment_since, aggregate.updated_by = self.since, self.actor
+
     class SegmentChanged(Aggregate.Event):
         from_segment: str
         to_segment: str
@@ -154,6 +196,7 @@ class Customer(Aggregate):
         self.assessed_at: datetime | None = None
         self.potential_source: str | None = None
         self.agreement: Agreement | None = None
+        self.value_programme: ValueProgramme | None = None
         self.updated_by = actor
 
     @staticmethod
@@ -331,6 +374,93 @@ class Customer(Aggregate):
             policy, cause=SegmentReason.AGREEMENT_ENDED, effective_on=today, actor=actor, now=now
         )
 
+    def set_value_programme(
+        self,
+        starts_on: date,
+        ends_on: date | None,
+        *,
+        policy: Policy,
+        actor: str,
+        now: datetime,
+    ) -> None:
+        """Record the customer's membership of the value programme (both days inclusive;
+        `ends_on` None: open-ended). One membership is on record at a time: this one replaces
+        the dates of the current or upcoming one, or follows one that is over."""
+        today = local_date(now)
+        if ends_on is not None and ends_on < starts_on:
+            raise DomainError("ends_on", "ends_on must not be before starts_on", field="ends_on")
+        if ends_on is not None and ends_on < today:
+            raise DomainError(
+                "ends_on",
+                f"a membership that ended before today ({today}) changes nothing; "
+                "to end the current one, delete it",
+                field="ends_on",
+            )
+        wanted = ValueProgramme(starts_on, ends_on)
+        if wanted == self.value_programme:
+            raise DomainError(
+                "value_programme_unchanged",
+                "this membership of the value programme is already on record",
+                kind="conflict",
+            )
+        self.trigger_event(
+            self.ValueProgrammeSet, timestamp=now, starts_on=starts_on, ends_on=ends_on, actor=actor
+        )
+        self.refresh(
+            policy,
+            cause=SegmentReason.VALUE_PROGRAMME_STARTED,
+            effective_on=today,
+            actor=actor,
+            now=now,
+        )
+
+    def end_value_programme(self, *, policy: Policy, actor: str, now: datetime) -> None:
+        """End the current membership: yesterday was its last day, so it is not in force from
+        today. An upcoming membership (from today on) is withdrawn altogether."""
+        today = local_date(now)
+        current = self.value_programme
+        if current is None or current.over_before(today):
+            raise DomainError(
+                "no_value_programme",
+                "the customer has no current or upcoming membership of the value programme",
+                kind="conflict",
+            )
+        self.trigger_event(
+            self.ValueProgrammeEnded, timestamp=now, ends_on=today - ONE_DAY, actor=actor
+        )
+        self.refresh(
+            policy,
+            cause=SegmentReason.VALUE_PROGRAMME_ENDED,
+            effective_on=today,
+            actor=actor,
+            now=now,
+        )
+
+    def hold_segment_since(self, since: date, *, actor: str, now: datetime) -> bool:
+        """Count the current segment as held since `since` (an import going live: the
+        customer's segment before the CRM). Only back in time, never ahead of today; False
+        (nothing recorded) when it is already counted from that day."""
+        today = local_date(now)
+        if since > today:
+            raise DomainError(
+                "segment_since",
+                f"segment_since cannot be after today ({today})",
+                field="segment_since",
+            )
+        if since == self.segment_since:
+            return False
+        if since > self.segment_since:
+            raise DomainError(
+                "segment_since",
+                f"the segment {self.segment} has counted since {self.segment_since} already; "
+                "segment_since can only move that back",
+                field="segment_since",
+            )
+        self.trigger_event(
+            self.SegmentHeldSince, timestamp=now, segment=self.segment, since=since, actor=actor
+        )
+        return True
+
     def refresh(
         self,
         policy: Policy,
@@ -344,22 +474,19 @@ class Customer(Aggregate):
         """Recompute the segment and prioritized flag under `policy` on today's date; record
         a change only if there is one. Returns whether anything was recorded.
 
-        A change made by the agreement's dates is attributed to them (reason and day), as is
-        one found late by the calendar. `effective_on` never goes before the previous change
-        nor after today, so the history stays ordered for the pro-rating of targets.
+        A change made by the dates of an agreement or a value programme membership is
+        attributed to them (reason and day), as is one found late by the calendar.
+        `effective_on` never goes before the previous change nor after today, so the history
+        stays ordered for the pro-rating of targets.
         """
         today = today or local_date(now)
-        active = self.agreement is not None and self.agreement.active_on(today)
-        target = policy.segment_for(self.potential, active)
+        target = policy.segment_for(self.potential, self.in_annual_agreement_on(today))
         prioritized = policy.is_prioritized(target)
         reason, when = cause, effective_on
         if target is Segment.ANNUAL_AGREEMENT and self.segment != target:
-            assert self.agreement is not None
-            reason, when = SegmentReason.AGREEMENT_STARTED, self.agreement.starts_on
+            reason, when = self._entered_annual_agreement(today)
         elif self.segment == Segment.ANNUAL_AGREEMENT and target is not Segment.ANNUAL_AGREEMENT:
-            ended = self.agreement is not None and self.agreement.ends_on < today
-            reason = SegmentReason.AGREEMENT_ENDED
-            when = self.agreement.ends_on + ONE_DAY if ended and self.agreement else today
+            reason, when = self._left_annual_agreement(today, cause)
         when = min(max(when, self.segment_since), today)
         if target != self.segment:
             self.trigger_event(
@@ -387,10 +514,47 @@ class Customer(Aggregate):
             return True
         return False
 
+    def _entered_annual_agreement(self, today: date) -> tuple[SegmentReason, date]:
+        """Why and since when the customer is in `annual_agreement` today: what is in force
+        and started first (the agreement, when both started on one day)."""
+        starts: list[tuple[date, SegmentReason]] = []
+        if self.agreement is not None and self.agreement.active_on(today):
+            starts.append((self.agreement.starts_on, SegmentReason.AGREEMENT_STARTED))
+        if self.value_programme is not None and self.value_programme.active_on(today):
+            starts.append((self.value_programme.starts_on, SegmentReason.VALUE_PROGRAMME_STARTED))
+        day, reason = min(starts, key=lambda start: start[0])
+        return reason, day
+
+    def _left_annual_agreement(
+        self, today: date, cause: SegmentReason
+    ) -> tuple[SegmentReason, date]:
+        """Why and from when the customer is no longer in `annual_agreement`: the day after
+        the last of the agreement and the membership that ended; today when neither ended
+        (withdrawn, or moved to a later start)."""
+        ends: list[tuple[date, SegmentReason]] = []
+        if self.agreement is not None and self.agreement.ends_on < today:
+            ends.append((self.agreement.ends_on + ONE_DAY, SegmentReason.AGREEMENT_ENDED))
+        programme = self.value_programme
+        if programme is not None and programme.ends_on is not None and programme.ends_on < today:
+            ends.append((programme.ends_on + ONE_DAY, SegmentReason.VALUE_PROGRAMME_ENDED))
+        if ends:
+            day, reason = max(ends, key=lambda end: end[0])
+            return reason, day
+        if cause in (SegmentReason.VALUE_PROGRAMME_STARTED, SegmentReason.VALUE_PROGRAMME_ENDED):
+            return SegmentReason.VALUE_PROGRAMME_ENDED, today
+        return SegmentReason.AGREEMENT_ENDED, today
+
     # -- queries --------------------------------------------------------------------------
 
     def agreement_active_on(self, day: date) -> bool:
         return self.agreement is not None and self.agreement.active_on(day)
+
+    def value_programme_active_on(self, day: date) -> bool:
+        return self.value_programme is not None and self.value_programme.active_on(day)
+
+    def in_annual_agreement_on(self, day: date) -> bool:
+        """An agreement or a value programme membership is in force on `day`."""
+        return self.agreement_active_on(day) or self.value_programme_active_on(day)
 
 
 CUSTOMER_EVENTS: Final[tuple[type[Aggregate.Event], ...]] = (
@@ -400,8 +564,27 @@ CUSTOMER_EVENTS: Final[tuple[type[Aggregate.Event], ...]] = (
     Customer.PotentialAssessed,
     Customer.AgreementStarted,
     Customer.AgreementEnded,
+    Customer.ValueProgrammeSet,
+    Customer.ValueProgrammeEnded,
+    Customer.SegmentHeldSince,
     Customer.SegmentChanged,
     Customer.PrioritizedChanged,
 )
 """Every event that changes a customer's snapshot (the relay publishes after each); the
 policy book, recomputations and idempotency records stay inside the service."""
+
+
+def segment_history(events: Iterable[object]) -> list[tuple[date, Segment]]:
+    """(effective_on, segment) from registration on, in event order: the input of the target
+    pro-rating (targets.py). A `SegmentHeldSince` replaces what was recorded from its day on
+    by the segment it names, held since that day."""
+    entries: list[tuple[date, Segment]] = []
+    for event in events:
+        if isinstance(event, Customer.Registered):
+            entries.append((event.effective_on, Segment(event.segment)))
+        elif isinstance(event, Customer.SegmentChanged):
+            entries.append((event.effective_on, Segment(event.to_segment)))
+        elif isinstance(event, Customer.SegmentHeldSince):
+            entries = [e for e in entries if e[0] < event.since]
+            entries.append((event.since, Segment(event.segment)))
+    return entries

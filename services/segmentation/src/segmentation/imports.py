@@ -2,8 +2,12 @@
 
 The file's header names the columns `customer_id, name, cvr, owner, potential_dkk,
 annual_agreement_from, annual_agreement_to` (any order; `cvr`, `owner`, the potential and the
-agreement may be empty). Rows are read one at a time (`csv.reader` over any line iterator), so
-a large file never sits in memory; only the ids seen so far are kept, to find duplicates.
+agreement may be empty), and may name the optional columns `value_programme_starts_on`,
+`value_programme_ends_on` (a membership of the customer value programme; without an end it is
+open-ended) and `segment_since` (going live: the segment the row leaves the customer in counts
+as held since that day, so this year's targets are pro-rated from it, not from the import).
+Rows are read one at a time (`csv.reader` over any line iterator), so a large file never sits
+in memory; only the ids seen so far are kept, to find duplicates.
 
 What a row does (decided here; the guide is silent):
 - Bad rows are reported with their line number and every reason found, and skipped; the good
@@ -18,6 +22,9 @@ What a row does (decided here; the guide is silent):
   owner, potential and agreement it gives; an empty cell leaves that attribute as it is (an
   import never erases). The CVR cannot be changed by an import (there is no such command):
   a differing CVR rejects the row. The updates of a batch are saved in one transaction too.
+- A value programme membership in a row replaces the dates on record, as
+  `PUT .../value-programme` does. `segment_since` only moves the start of the current segment
+  back (a later day than the one on record rejects the row); the same day changes nothing.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from segmentation.policy import AdoptedPolicy
 from segmentation.rules import (
     Agreement,
     PotentialSource,
+    ValueProgramme,
     require_cvr,
     require_id,
     require_name,
@@ -62,6 +70,7 @@ COLUMNS: Final = (
     "annual_agreement_from",
     "annual_agreement_to",
 )
+OPTIONAL_COLUMNS: Final = ("value_programme_starts_on", "value_programme_ends_on", "segment_since")
 BATCH_SIZE: Final = 500
 SAVE_ATTEMPTS: Final = 3
 
@@ -75,6 +84,8 @@ class Row:
     owner: str | None
     potential: Decimal | None
     agreement: Agreement | None
+    value_programme: ValueProgramme | None = None
+    segment_since: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +127,7 @@ def read_rows(lines: Iterable[str]) -> Iterator[Row | RowProblem]:
     missing = [c for c in COLUMNS if c not in names]
     if missing:
         raise BadFile(f"the header lacks the column(s) {', '.join(missing)}")
-    index = {c: names.index(c) for c in COLUMNS}
+    index: dict[str, int] = {c: names.index(c) for c in (*COLUMNS, *OPTIONAL_COLUMNS) if c in names}
     seen: dict[str, int] = {}
     for record in reader:
         if not any(cell.strip() for cell in record):
@@ -128,6 +139,7 @@ def _validate(
     record: Sequence[str], line: int, index: dict[str, int], width: int, seen: dict[str, int]
 ) -> Row | RowProblem:
     cells = {c: (record[i].strip() if i < len(record) else "") for c, i in index.items()}
+    cells.update({c: "" for c in OPTIONAL_COLUMNS if c not in cells})
     reasons: list[str] = []
     if len(record) != width:
         reasons.append(f"expected {width} columns, found {len(record)}")
@@ -155,6 +167,10 @@ def _validate(
     owner = check(lambda: require_owner(cells["owner"])) if cells["owner"] else None
     potential = _potential(cells["potential_dkk"], reasons)
     agreement = _agreement(cells["annual_agreement_from"], cells["annual_agreement_to"], reasons)
+    programme = _programme(
+        cells["value_programme_starts_on"], cells["value_programme_ends_on"], reasons
+    )
+    since = _day("segment_since", cells["segment_since"], reasons)
     if reasons or customer_id is None or name is None:
         return RowProblem(line, customer_id, reasons)
     return Row(
@@ -165,6 +181,8 @@ def _validate(
         normalize_user_id(owner) if owner else None,
         potential,
         agreement,
+        programme,
+        since,
     )
 
 
@@ -183,6 +201,18 @@ def _potential(text: str, reasons: list[str]) -> Decimal | None:
         return None
 
 
+def _day(column: str, text: str, reasons: list[str]) -> date | None:
+    if not text:
+        return None
+    try:
+        return check_day(date.fromisoformat(text))
+    except (ValueError, PydanticCustomError):
+        reasons.append(
+            f"{column} {text[:40]!r} is not a date (YYYY-MM-DD) from 2000 to ten years ahead"
+        )
+        return None
+
+
 def _agreement(starts: str, ends: str, reasons: list[str]) -> Agreement | None:
     if not starts and not ends:
         return None
@@ -192,13 +222,7 @@ def _agreement(starts: str, ends: str, reasons: list[str]) -> Agreement | None:
             reasons.append(f"{column} is missing (an agreement needs both days)")
             days.append(None)
             continue
-        try:
-            days.append(check_day(date.fromisoformat(text)))
-        except (ValueError, PydanticCustomError):
-            reasons.append(
-                f"{column} {text[:40]!r} is not a date (YYYY-MM-DD) from 2000 to ten years ahead"
-            )
-            days.append(None)
+        days.append(_day(column, text, reasons))
     first, last = days
     if first is None or last is None:
         return None
@@ -206,6 +230,21 @@ def _agreement(starts: str, ends: str, reasons: list[str]) -> Agreement | None:
         reasons.append("annual_agreement_from is after annual_agreement_to")
         return None
     return Agreement(first, last)
+
+
+def _programme(starts: str, ends: str, reasons: list[str]) -> ValueProgramme | None:
+    if not starts and not ends:
+        return None
+    if not starts:
+        reasons.append("value_programme_starts_on is missing (a membership needs its first day)")
+    first = _day("value_programme_starts_on", starts, reasons)
+    last = _day("value_programme_ends_on", ends, reasons)
+    if first is None or (ends and last is None):
+        return None
+    if last is not None and last < first:
+        reasons.append("value_programme_starts_on is after value_programme_ends_on")
+        return None
+    return ValueProgramme(first, last)
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -298,6 +337,13 @@ class CustomerImport:
                     source=PotentialSource.IMPORT,
                     agreement_starts_on=row.agreement.starts_on if row.agreement else None,
                     agreement_ends_on=row.agreement.ends_on if row.agreement else None,
+                    value_programme_starts_on=(
+                        row.value_programme.starts_on if row.value_programme else None
+                    ),
+                    value_programme_ends_on=(
+                        row.value_programme.ends_on if row.value_programme else None
+                    ),
+                    segment_since=row.segment_since,
                 )
             )
         if items:
@@ -348,6 +394,16 @@ class CustomerImport:
                 actor=actor,
                 now=now,
             )
+        if row.value_programme is not None and row.value_programme != customer.value_programme:
+            customer.set_value_programme(
+                row.value_programme.starts_on,
+                row.value_programme.ends_on,
+                policy=adopted.policy,
+                actor=actor,
+                now=now,
+            )
+        if row.segment_since is not None:
+            customer.hold_segment_since(row.segment_since, actor=actor, now=now)
 
     def _update(self, rows: list[Row], result: ImportResult, judge: _Judge) -> None:
         """Update the registered customers of a batch; save the changed ones together."""

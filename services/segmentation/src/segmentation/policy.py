@@ -71,7 +71,8 @@ class Policy:
     prioritized: frozenset[Segment]
 
     def segment_for(self, potential: Decimal | None, agreement_active: bool) -> Segment:
-        """docs/domain.md: an active agreement overrides; no potential is `unsegmented`."""
+        """docs/domain.md: an agreement (or a value programme membership) in force overrides;
+        no potential is `unsegmented`."""
         if agreement_active:
             return Segment.ANNUAL_AGREEMENT
         if potential is None:

@@ -1,6 +1,11 @@
 """The policy routes: read the policy (its ETag is its version), adopt a new one (If-Match,
 Idempotency-Key; 202 and the recomputation to poll), and follow that recomputation.
 
+Paths are the service's own, like `/customers`: `/policy` and `/recomputations/{id}`, so
+`/segmentation/policy` where the service is served under `/segmentation` (`make run`). Their
+first paths carried the prefix again (`/segmentation/segmentation/policy` there); those answer
+308 Permanent Redirect to the new ones (method and body kept), undocumented.
+
 A new policy's body is `policy_schemas.PolicyIn`: its shape is documented and checked at the
 door (422 `validation_error`), the rules across its fields by `parse_policy` (422 `policy`).
 
@@ -21,10 +26,13 @@ from crm_platform.http.conditional import (
     idempotency_key,
 )
 from crm_platform.idempotency import IdempotencyKey
+from crm_platform.values import utc_text
 from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.responses import RedirectResponse
 from prometheus_client import Counter
 
 from segmentation.application import SegmentationApplication
+from segmentation.policy import AdoptedPolicy
 from segmentation.policy_schemas import PolicyIn
 from segmentation.schemas import PolicyAccepted, RecomputationOut
 
@@ -35,14 +43,14 @@ def policy_routes(
     router = APIRouter(tags=["policy"], route_class=StrictRoute)
     Caller = Annotated[Principal, Depends(auth.principal)]
 
-    @router.get("/segmentation/policy", summary="The policy in force; its ETag is its version")
+    @router.get("/policy", summary="The policy in force; its ETag is its version")
     def get_policy(caller: Caller, response: Response) -> dict[str, Any]:
         adopted = app.policy()
         response.headers["ETag"] = etag(adopted.version)
-        return adopted.to_json()
+        return policy_body(adopted)
 
     @router.put(
-        "/segmentation/policy",
+        "/policy",
         status_code=202,
         responses=error_responses(409, 412, 422),
         summary="Adopt a new policy (sales managers); every customer is then recomputed",
@@ -79,9 +87,7 @@ def policy_routes(
         job = outcome.recomputation
         response.status_code = 202
         response.headers["ETag"] = etag(outcome.policy.version)
-        response.headers["Location"] = location(
-            request, "segmentation", "recomputations", str(job.id)
-        )
+        response.headers["Location"] = location(request, "recomputations", str(job.id))
         if outcome.replayed:
             response.headers["Idempotent-Replayed"] = "true"
         return PolicyAccepted(
@@ -91,11 +97,30 @@ def policy_routes(
         )
 
     @router.get(
-        "/segmentation/recomputations/{recomputation_id}",
+        "/recomputations/{recomputation_id}",
         responses=error_responses(404),
         summary="How far the recomputation after a policy change has come",
     )
     def recomputation(recomputation_id: UUID, caller: Caller) -> RecomputationOut:
         return RecomputationOut.of(app.recomputation(recomputation_id))
 
+    # The first paths, with the prefix twice where the service runs under one.
+    @router.api_route("/segmentation/policy", methods=["GET", "PUT"], include_in_schema=False)
+    def moved_policy(request: Request) -> RedirectResponse:
+        return RedirectResponse(location(request, "policy"), status_code=308)
+
+    @router.get("/segmentation/recomputations/{recomputation_id}", include_in_schema=False)
+    def moved_recomputation(recomputation_id: str, request: Request) -> RedirectResponse:
+        target = location(request, "recomputations", recomputation_id)
+        return RedirectResponse(target, status_code=308)
+
     return router
+
+
+def policy_body(adopted: AdoptedPolicy) -> dict[str, Any]:
+    """The policy as GET answers it: what `AdoptedPolicy.to_json` says, the adoption's time
+    in UTC with `Z` as every time the APIs answer."""
+    body = adopted.to_json()
+    if adopted.adopted_at is not None:
+        body["adopted_at"] = utc_text(adopted.adopted_at)
+    return body

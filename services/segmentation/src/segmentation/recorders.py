@@ -21,6 +21,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from psycopg.sql import SQL, Composable, Identifier
 
 from segmentation.registry import (
+    ADDED,
     COLUMNS,
     KINDS,
     NEWER,
@@ -33,7 +34,7 @@ from segmentation.registry import (
 
 _ID_CHUNK: Final = 500
 _VALUES: Final = attrgetter(*KINDS)  # dataclasses.astuple deep-copies every value: too slow
-_INDEXED: Final = ("segment", "agreement_ends_on", "owner")
+_INDEXED: Final = ("segment", "agreement_ends_on", "owner", "cvr", "value_programme_starts_on")
 
 # SQLite keeps uuids as hex, days and times as ISO text (ordered like the values), flags as 0/1.
 _SQLITE_TYPES: Final = {
@@ -83,12 +84,24 @@ class SQLiteSegmentationRecorder(RegistryQueries, SQLiteApplicationRecorder):
         super().__init__(datastore, events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:
-        t = self.registry_table
         return [
             *super().construct_create_table_statements(),
-            _ddl(t, _SQLITE_TYPES, "seq INTEGER PRIMARY KEY"),
-            *(f"CREATE INDEX IF NOT EXISTS {t}_{c} ON {t} ({c})" for c in _INDEXED),
+            _ddl(self.registry_table, _SQLITE_TYPES, "seq INTEGER PRIMARY KEY"),
         ]
+
+    def _create_table(self, c: SQLiteCursor) -> None:
+        super()._create_table(c)
+        t = self.registry_table
+        # A table from before a column was added gets it (SQLite has no ADD COLUMN IF NOT
+        # EXISTS), then the indexes, which may be on such a column.
+        c.execute(f"PRAGMA table_info({t})")
+        present = {r["name"] for r in c.fetchall()}
+        for column in ADDED:
+            if column not in present:
+                c.execute(f"ALTER TABLE {t} ADD COLUMN {column} {_SQLITE_TYPES[KINDS[column]]}")
+        for column in _INDEXED:
+            c.execute(f"CREATE INDEX IF NOT EXISTS {t}_{column} ON {t} ({column})")
+        self._fill_search_names(c)
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -165,6 +178,16 @@ class PostgresSegmentationRecorder(RegistryQueries, PostgresApplicationRecorder)
         self.registry_table = f'"{datastore.schema}".{name}'
         statements: list[Composable] = [
             SQL(_ddl(self.registry_table, _POSTGRES_TYPES, "seq BIGSERIAL PRIMARY KEY")),
+            # A table from before a column was added gets it (before the indexes on it).
+            *(
+                SQL("ALTER TABLE {s}.{t} ADD COLUMN IF NOT EXISTS {c} " + kind).format(
+                    s=Identifier(datastore.schema),
+                    t=Identifier(name),
+                    c=Identifier(column),
+                )
+                for column in ADDED
+                for kind in [_POSTGRES_TYPES[KINDS[column]]]
+            ),
             *(
                 SQL("CREATE INDEX IF NOT EXISTS {i} ON {s}.{t} ({c})").format(
                     i=Identifier(f"{name}_{column}"),
@@ -184,6 +207,11 @@ class PostgresSegmentationRecorder(RegistryQueries, PostgresApplicationRecorder)
             f" SELECT * FROM unnest({arrays}) ON CONFLICT (id) DO UPDATE SET {UPDATES}"
             f" WHERE {NEWER}"
         )
+
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as curs:
+            self._fill_search_names(curs)
 
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -10,7 +10,9 @@ events: it is the customer's snapshot at `version`, in typed columns.
 
 Its uses: find the customers a policy or the calendar may change, in SQL (`changed_between`,
 `calendar_candidates`); restore those customers without replaying their events (`restore`,
-what eventsourcing's own `Snapshot.mutate` does, from columns instead of JSON); list customers.
+what eventsourcing's own `Snapshot.mutate` does, from columns instead of JSON); list and find
+customers (`list_customers`: by segment, owner, CVR, and the words of their names, kept folded
+in `search_name` by `rules.search_text`).
 The event store's optimistic concurrency still refuses a save based on anything stale, and
 tests/integration/segmentation checks a restored customer equals the one its events give.
 """
@@ -29,7 +31,7 @@ from crm_contracts.enums import Segment
 
 from segmentation.domain import Customer
 from segmentation.policy import THRESHOLD_SEGMENTS, Policy
-from segmentation.rules import Agreement
+from segmentation.rules import Agreement, ValueProgramme, search_text
 
 REGISTRY_ROWS: Final = "registry_rows"
 """The `Application.save` keyword that carries the rows to upsert with the events."""
@@ -52,6 +54,8 @@ class RowValues:
     potential_source: str | None
     agreement_starts_on: date | None
     agreement_ends_on: date | None
+    value_programme_starts_on: date | None
+    value_programme_ends_on: date | None  # None with a start: open-ended
     segment: str
     prioritized: bool
     segment_since: date
@@ -59,10 +63,11 @@ class RowValues:
     created_on: datetime
     updated_at: datetime
     updated_by: str
+    search_name: str | None  # the name's folded words (None: written before the column was)
 
     @classmethod
     def of(cls, customer: Customer) -> RowValues:
-        agreement = customer.agreement
+        agreement, programme = customer.agreement, customer.value_programme
         return cls(
             id=customer.id,
             customer_id=customer.customer_id,
@@ -75,6 +80,8 @@ class RowValues:
             potential_source=customer.potential_source,
             agreement_starts_on=agreement.starts_on if agreement else None,
             agreement_ends_on=agreement.ends_on if agreement else None,
+            value_programme_starts_on=programme.starts_on if programme else None,
+            value_programme_ends_on=programme.ends_on if programme else None,
             segment=customer.segment,
             prioritized=customer.prioritized,
             segment_since=customer.segment_since,
@@ -82,6 +89,7 @@ class RowValues:
             created_on=customer.created_on,
             updated_at=customer.modified_on,
             updated_by=customer.updated_by,
+            search_name=search_text(customer.name),
         )
 
     @property
@@ -93,6 +101,12 @@ class RowValues:
         if self.agreement_starts_on is None or self.agreement_ends_on is None:
             return None
         return Agreement(self.agreement_starts_on, self.agreement_ends_on)
+
+    @property
+    def value_programme(self) -> ValueProgramme | None:
+        if self.value_programme_starts_on is None:
+            return None
+        return ValueProgramme(self.value_programme_starts_on, self.value_programme_ends_on)
 
     def restore(self) -> Customer:
         """The customer at `version`, as eventsourcing's Snapshot.mutate builds one."""
@@ -115,6 +129,7 @@ class RowValues:
             assessed_at=self.assessed_at,
             potential_source=self.potential_source,
             agreement=self.agreement,
+            value_programme=self.value_programme,
             updated_by=self.updated_by,
         )
         return customer
@@ -137,6 +152,8 @@ KINDS: Final[Mapping[str, str]] = {
     "potential_source": "text",
     "agreement_starts_on": "date",
     "agreement_ends_on": "date",
+    "value_programme_starts_on": "date",
+    "value_programme_ends_on": "date",
     "segment": "text",
     "prioritized": "bool",
     "segment_since": "date",
@@ -144,11 +161,16 @@ KINDS: Final[Mapping[str, str]] = {
     "created_on": "timestamp",
     "updated_at": "timestamp",
     "updated_by": "text",
+    "search_name": "text",
 }
 """Each column's kind; each recorder says how its database stores a kind."""
+ADDED: Final = ("value_programme_starts_on", "value_programme_ends_on", "search_name")
+"""Columns added after the table was first created: a recorder adds them to an older table
+(and fills `search_name`), so an existing database keeps working."""
 NULLABLE: Final = frozenset(
     {"cvr", "owner", "potential_cents", "assessed_at", "potential_source"}
     | {"agreement_starts_on", "agreement_ends_on"}
+    | set(ADDED)
 )
 assert tuple(KINDS) == tuple(f.name for f in fields(RowValues)), "KINDS lists every column"
 COLUMNS: Final = ", ".join(f.name for f in fields(RowValues))
@@ -156,6 +178,14 @@ UPDATES: Final = ", ".join(f"{f.name} = excluded.{f.name}" for f in fields(RowVa
 NEWER: Final = "r.version <= excluded.version"
 """Never overwrite a row with an older state (only `rebuild_registry` could try)."""
 _SELECT: Final = f"SELECT seq, {COLUMNS} FROM {{t}}"  # noqa: S608 (names are ours)
+# In force on a day (each takes the day twice); never NULL, so NOT (...) means "neither".
+_AGREEMENT_IN_FORCE: Final = (
+    "(agreement_starts_on IS NOT NULL AND agreement_starts_on <= ? AND agreement_ends_on >= ?)"
+)
+_PROGRAMME_IN_FORCE: Final = (
+    "(value_programme_starts_on IS NOT NULL AND value_programme_starts_on <= ?"
+    " AND (value_programme_ends_on IS NULL OR value_programme_ends_on >= ?))"
+)
 
 
 class RegistryQueries:
@@ -199,6 +229,13 @@ class RegistryQueries:
             f"INSERT INTO {{t}} AS r ({COLUMNS}) VALUES ({marks})"  # noqa: S608
             f" ON CONFLICT (id) DO UPDATE SET {UPDATES} WHERE {NEWER}"
         )
+
+    def _fill_search_names(self, cursor: Any) -> None:
+        """Fill `search_name` where a table from before the column left it empty."""
+        cursor.execute(self._statement("SELECT id, name FROM {t} WHERE search_name IS NULL"))
+        rows = [(search_text(r["name"]), r["id"]) for r in cursor.fetchall()]
+        if rows:
+            cursor.executemany(self._statement("UPDATE {t} SET search_name = ? WHERE id = ?"), rows)
 
     def _upsert_params(self, kwargs: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         rows: Sequence[RowValues] = kwargs.get(REGISTRY_ROWS) or ()
@@ -245,7 +282,7 @@ class RegistryQueries:
         prioritized = sorted(s.value for s in policy.prioritized) or [""]
         marks = ", ".join("?" for _ in prioritized)
         target = (
-            f"CASE WHEN agreement_starts_on <= ? AND agreement_ends_on >= ? THEN '{_AA}'"
+            f"CASE WHEN {_AGREEMENT_IN_FORCE} OR {_PROGRAMME_IN_FORCE} THEN '{_AA}'"
             f" WHEN potential_cents IS NULL THEN '{Segment.UNSEGMENTED.value}'"
             " WHEN potential_cents >= ? THEN 'A' WHEN potential_cents >= ? THEN 'B'"
             " WHEN potential_cents >= ? THEN 'C' ELSE 'D' END"
@@ -255,7 +292,7 @@ class RegistryQueries:
             f"SELECT seq, {COLUMNS} FROM (SELECT *, {target} AS target"  # noqa: S608
             " FROM {t} WHERE seq > ? AND seq <= ?) page"
             f" WHERE target <> segment OR (target IN ({marks})) <> prioritized ORDER BY seq",
-            (day, day, *cents, after, upto, *prioritized),
+            (day, day, day, day, *cents, after, upto, *prioritized),
         )
 
     def known_ids(self, ids: Sequence[UUID]) -> set[UUID]:
@@ -280,36 +317,54 @@ class RegistryQueries:
         return rows[0] if rows else None
 
     def calendar_candidates(self, today: date) -> list[RegistryRow]:
-        """Customers whose agreement is in force today but who are not yet in
-        `annual_agreement`, and those in it whose agreement is not in force today."""
+        """Customers whose agreement or value programme membership is in force today but who
+        are not yet in `annual_agreement`, and those in it with neither in force today."""
         day = self._day(today)
-        starting = self._query(
+        by_agreement = self._query(
             f"{_SELECT} WHERE agreement_ends_on >= ? AND agreement_starts_on <= ? AND segment <> ?",
             (day, day, _AA),
         )
-        ending = self._query(
-            f"{_SELECT} WHERE segment = ? AND (agreement_ends_on IS NULL"
-            " OR agreement_ends_on < ? OR agreement_starts_on > ?)",
-            (_AA, day, day),
+        by_programme = self._query(
+            f"{_SELECT} WHERE value_programme_starts_on <= ?"
+            " AND (value_programme_ends_on IS NULL OR value_programme_ends_on >= ?)"
+            " AND segment <> ?",
+            (day, day, _AA),
         )
-        return sorted([*starting, *ending], key=lambda r: r.seq)
+        ending = self._query(
+            f"{_SELECT} WHERE segment = ? AND NOT ({_AGREEMENT_IN_FORCE} OR {_PROGRAMME_IN_FORCE})",
+            (_AA, day, day, day, day),
+        )
+        found = {r.seq: r for r in (*by_agreement, *by_programme, *ending)}
+        return [found[seq] for seq in sorted(found)]
 
     def list_customers(
         self,
         *,
         segment: str | None = None,
         owner: str | None = None,
+        cvr: str | None = None,
+        words: Sequence[str] = (),
         after: int = 0,
         limit: int = 100,
     ) -> list[RegistryRow]:
-        """A page of customers in registration order; continue with `after=<last seq>`."""
-        where, params = ["seq > ?"], [after]
+        """A page of customers in registration order; continue with `after=<last seq>`.
+
+        `words` are folded (`rules.search_words`); each must begin a word of the name."""
+        where: list[str] = ["seq > ?"]
+        params: list[Any] = [after]
         if segment is not None:
             where.append("segment = ?")
-            params.append(segment)  # type: ignore[arg-type]
+            params.append(segment)
         if owner is not None:
             where.append("owner = ?")
-            params.append(owner)  # type: ignore[arg-type]
+            params.append(owner)
+        if cvr is not None:
+            where.append("cvr = ?")
+            params.append(cvr)
+        for word in words:
+            # Folded words are letters and digits only: nothing in them is a LIKE wildcard.
+            where.append("search_name LIKE ?")
+            params.append(f"% {word}%")
         params.append(limit)
         return self._query(f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?", params)
 

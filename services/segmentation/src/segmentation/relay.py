@@ -22,7 +22,7 @@ from typing import Final
 from uuid import UUID
 
 from crm_contracts.cloudevents import encode
-from crm_contracts.customer import AnnualAgreement, CustomerSnapshot
+from crm_contracts.customer import AnnualAgreement, CustomerSnapshot, ValueProgramme
 from crm_contracts.enums import Segment
 from crm_contracts.topics import CUSTOMERS, SOURCE_SEGMENTATION
 from crm_contracts.wire import WireMessage
@@ -46,7 +46,7 @@ RELAY_TRACKING: Final = "segmentation_relay"
 
 def snapshot(customer: Customer) -> CustomerSnapshot:
     """The customer's state as published (keyed by customer id) on `crm.customers.v1`."""
-    agreement = customer.agreement
+    agreement, programme = customer.agreement, customer.value_programme
     return CustomerSnapshot(
         version=customer.version,
         actor=customer.updated_by,
@@ -60,6 +60,11 @@ def snapshot(customer: Customer) -> CustomerSnapshot:
         annual_agreement=(
             AnnualAgreement(starts_on=agreement.starts_on, ends_on=agreement.ends_on)
             if agreement is not None
+            else None
+        ),
+        value_programme=(
+            ValueProgramme(starts_on=programme.starts_on, ends_on=programme.ends_on)
+            if programme is not None
             else None
         ),
         updated_at=customer.modified_on,

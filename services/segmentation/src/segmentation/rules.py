@@ -8,6 +8,7 @@ the API can point the caller at exactly what to fix.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -46,6 +47,8 @@ class SegmentReason(StrEnum):
     POTENTIAL_ASSESSED = "potential_assessed"
     AGREEMENT_STARTED = "agreement_started"
     AGREEMENT_ENDED = "agreement_ended"
+    VALUE_PROGRAMME_STARTED = "value_programme_started"
+    VALUE_PROGRAMME_ENDED = "value_programme_ended"
     POLICY_CHANGED = "policy_changed"
 
 
@@ -60,6 +63,23 @@ class Agreement:
 
     def active_on(self, day: date) -> bool:
         return self.starts_on <= day <= self.ends_on
+
+
+@dataclass(frozen=True, slots=True)
+class ValueProgramme:
+    """Membership of the customer value programme ("kundeværdiprogram"): like an annual
+    agreement it puts the customer in `annual_agreement` while it is in force, on every day d
+    with `starts_on <= d` and, unless it is open-ended (`ends_on` None), `d <= ends_on`."""
+
+    starts_on: date
+    ends_on: date | None = None
+
+    def active_on(self, day: date) -> bool:
+        return self.starts_on <= day and (self.ends_on is None or day <= self.ends_on)
+
+    def over_before(self, day: date) -> bool:
+        """Its last day lies before `day`: it is neither in force nor upcoming."""
+        return self.ends_on is not None and self.ends_on < day
 
 
 def local_date(moment: datetime) -> date:
@@ -176,3 +196,31 @@ def require_aware(moment: datetime, field: str) -> datetime:
             field, f"{field} needs a time zone (times are stored in UTC)", details={"field": field}
         )
     return moment
+
+
+# -- finding customers by name -------------------------------------------------------------
+
+# Letters NFKD does not take apart: folded to what a Danish keyboard without them types.
+_LETTERS: Final = str.maketrans({"ø": "o", "æ": "ae", "œ": "oe", "đ": "d", "ð": "d", "ł": "l",
+                                 "þ": "th", "ı": "i"})  # fmt: skip
+_WORD: Final = re.compile(r"[^\W_]+")
+CVR_QUERY: Final = _CVR
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: "KØBENHAVNS Blómster" -> "kobenhavns blomster"."""
+    lowered = text.casefold().translate(_LETTERS)
+    return "".join(
+        c for c in unicodedata.normalize("NFKD", lowered) if not unicodedata.combining(c)
+    )
+
+
+def search_words(text: str) -> list[str]:
+    """The folded words of a name or a query: runs of letters and digits."""
+    return _WORD.findall(fold(text))
+
+
+def search_text(name: str) -> str:
+    """What the registry keeps to find a name by its words: the folded words, each after a
+    space (" kobenhavns blomster aps"), so a word prefix `p` matches `LIKE '% p%'`."""
+    return "".join(" " + word for word in search_words(name))

@@ -1,20 +1,21 @@
 """Request and response bodies of the segmentation API (pydantic), with explicit limits.
 
 Money travels as a string with two decimals ("390000.00"): JSON numbers are floats to most
-clients, and a potential must stay exact (docs/domain.md: money is exact).
+clients, and a potential must stay exact (docs/domain.md: money is exact). Times leave as
+UTC with `Z` (`UtcInstant`); days as YYYY-MM-DD.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
 from crm_contracts.enums import Segment
 from crm_contracts.primitives import Id as CustomerId
 from crm_contracts.primitives import Name, UserId, text
-from crm_platform.values import Day, MoneyIn
+from crm_platform.values import Day, MoneyIn, UtcInstant
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 from segmentation.domain import Customer
@@ -24,7 +25,7 @@ from segmentation.rules import NOTE_MAX, PotentialSource
 
 Cvr = Annotated[str, StringConstraints(pattern=r"^\d{8}$")]
 Note = Annotated[str, text(NOTE_MAX)]
-# In: a string or a number, exact, never negative. Out: always a two-decimal string.
+# Out: always a two-decimal string (in: `MoneyIn`, a decimal string, never a number).
 MoneyOut = Annotated[Decimal, PlainSerializer(lambda d: f"{d:.2f}", return_type=str)]
 
 
@@ -55,14 +56,31 @@ class AgreementIn(Body):
     ends_on: Day = Field(description="The last day the agreement is in force (inclusive).")
 
 
+class ValueProgrammeIn(Body):
+    starts_on: Day = Field(description="The first day of the membership.")
+    ends_on: Day | None = Field(
+        default=None,
+        description="The last day of the membership (inclusive); absent or null: open-ended. "
+        "Not before starts_on, nor before today.",
+    )
+
+
+class OwnerIn(Body):
+    owner: UserId = Field(description="The responsible consultant, by e-mail address.")
+
+
 class CustomerPatch(Body):
-    name: Name | None = None
-    owner: UserId | None = Field(default=None, description="null removes the owner.")
+    name: Name = Field(description="The new name (the owner changes with PUT .../owner).")
 
 
 class AgreementOut(BaseModel):
     starts_on: date
     ends_on: date
+
+
+class ValueProgrammeOut(BaseModel):
+    starts_on: date
+    ends_on: date | None = Field(description="Its last day (inclusive); null: open-ended.")
 
 
 class CustomerOut(BaseModel):
@@ -72,15 +90,19 @@ class CustomerOut(BaseModel):
     owner: str | None
     potential_dkk: MoneyOut | None
     potential_source: str | None
-    assessed_at: datetime | None
+    assessed_at: UtcInstant | None
     segment: Segment
     segment_label: str
     segment_since: date
     prioritized: bool = Field(description="Must always have a future activity (R8).")
     annual_agreement: AgreementOut | None
+    value_programme: ValueProgrammeOut | None = Field(
+        description="Membership of the customer value programme (kundeværdiprogram): while "
+        "it is in force the customer is in annual_agreement, as with an agreement."
+    )
     policy_version: int = Field(description="The policy version the segment was judged by.")
     version: int
-    updated_at: datetime
+    updated_at: UtcInstant
     updated_by: str
     attainment: dict[str, Any] | None = Field(
         default=None, description="This year's meetings against the targets, when available."
@@ -88,7 +110,7 @@ class CustomerOut(BaseModel):
 
     @classmethod
     def of(cls, customer: Customer | RowValues) -> CustomerOut:
-        agreement = customer.agreement
+        agreement, programme = customer.agreement, customer.value_programme
         segment = Segment(customer.segment)
         return cls(
             customer_id=customer.customer_id,
@@ -105,6 +127,11 @@ class CustomerOut(BaseModel):
             annual_agreement=(
                 AgreementOut(starts_on=agreement.starts_on, ends_on=agreement.ends_on)
                 if agreement is not None
+                else None
+            ),
+            value_programme=(
+                ValueProgrammeOut(starts_on=programme.starts_on, ends_on=programme.ends_on)
+                if programme is not None
                 else None
             ),
             policy_version=customer.policy_version,
@@ -124,10 +151,13 @@ class CustomerPage(BaseModel):
 class HistoryEntry(BaseModel):
     version: int
     event: str = Field(description="What happened, e.g. `potential_assessed`.")
-    at: datetime = Field(description="When it was recorded (UTC).")
+    at: UtcInstant = Field(description="When it was recorded (UTC).")
     actor: str | None = Field(description="Who did it.")
     why: str | None = Field(description="The reason or note, when one was given.")
-    details: dict[str, Any]
+    details: dict[str, Any] = Field(
+        description="What the event recorded: amounts as decimal strings, times in UTC with "
+        "`Z`, days as YYYY-MM-DD."
+    )
 
 
 class RecomputationOut(BaseModel):
@@ -138,8 +168,8 @@ class RecomputationOut(BaseModel):
     done: int
     changed: int
     effective_on: date
-    started_at: datetime | None
-    finished_at: datetime | None
+    started_at: UtcInstant | None
+    finished_at: UtcInstant | None
     error: str | None
     superseded_by: str | None
 
