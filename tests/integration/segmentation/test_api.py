@@ -11,6 +11,7 @@ from crm_platform.auth import Authenticator, AuthSettings
 from fastapi.testclient import TestClient
 from segmentation.api import SegmentationApi, create_app
 from segmentation.application import SegmentationApplication
+from segmentation.relay import snapshot
 
 from tests.support.people import ANNA, BO, MIA
 
@@ -281,6 +282,74 @@ def test_patch_renames_put_owner_moves_and_history_says_who_and_why(
     assert history[3]["why"] == "Ny butik i Aarhus"
     assert history[4]["details"]["to_segment"] == "A"
     assert history[4]["why"] == "potential_assessed"
+
+
+def test_put_owner_is_for_managers_with_if_match_and_idempotency_key(
+    client: TestClient, app: SegmentationApplication
+) -> None:
+    register(client, owner=ANNA.user_id)
+    before = events(app)
+    for headers in (ANNA_H, BO_H):
+        refused = client.put("/customers/c-1/owner", json={"owner": BO.user_id}, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    for body in ({}, {"owner": None}, {"owner": "bo"}, {"owner": BO.user_id, "name": "X"}):
+        assert client.put("/customers/c-1/owner", json=body, headers=MIA_H).status_code == 422
+    same = client.put("/customers/c-1/owner", json={"owner": ANNA.user_id}, headers=MIA_H)
+    assert (same.status_code, same.json()["code"]) == (422, "owner")
+    stale = client.put(
+        "/customers/c-1/owner", json={"owner": BO.user_id}, headers={**MIA_H, "If-Match": '"9"'}
+    )
+    assert stale.status_code == 412
+    assert (
+        client.put("/customers/nope/owner", json={"owner": BO.user_id}, headers=MIA_H).status_code
+        == 404
+    )
+    assert events(app) == before
+
+    keyed = {**MIA_H, "Idempotency-Key": "owner-1"}
+    first = client.put("/customers/c-1/owner", json={"owner": "BO@example.dk"}, headers=keyed)
+    assert (first.status_code, first.json()["owner"]) == (200, BO.user_id)
+    after_first = events(app)
+    again = client.put("/customers/c-1/owner", json={"owner": "BO@example.dk"}, headers=keyed)
+    assert (again.status_code, again.headers["Idempotent-Replayed"]) == (200, "true")
+    assert events(app) == after_first
+    assert snapshot(app.customer("c-1").customer).owner == BO.user_id  # what the topic carries
+
+
+def test_patch_only_renames_and_never_answers_200_for_nothing(
+    client: TestClient, app: SegmentationApplication
+) -> None:
+    register(client, owner=ANNA.user_id)
+    before = events(app)
+    for headers in (MIA_H, ANNA_H, BO_H):
+        empty = client.patch("/customers/c-1", json={}, headers=headers)
+        assert (empty.status_code, empty.json()["code"]) == (422, "validation_error")
+    owner = client.patch("/customers/c-1", json={"owner": BO.user_id}, headers=MIA_H)
+    assert owner.status_code == 422  # the owner changes with PUT .../owner
+    assert {e["field"] for e in owner.json()["errors"]} == {"body.name", "body.owner"}
+    same = client.patch("/customers/c-1", json={"name": "Bager Hansen ApS"}, headers=ANNA_H)
+    assert (same.status_code, same.json()["code"]) == (422, "name")
+    not_hers = client.patch("/customers/c-1", json={"name": "Bageriet"}, headers=BO_H)
+    assert (not_hers.status_code, not_hers.json()["code"]) == (403, "forbidden")
+    stale = client.patch(
+        "/customers/c-1", json={"name": "Bageriet"}, headers={**ANNA_H, "If-Match": '"2"'}
+    )
+    assert stale.status_code == 412
+    assert events(app) == before
+    renamed = client.patch(
+        "/customers/c-1", json={"name": "Bageriet"}, headers={**MIA_H, "If-Match": '"1"'}
+    )
+    assert (renamed.status_code, renamed.json()["name"]) == (200, "Bageriet")
+
+
+def test_the_document_has_one_way_to_change_the_owner(client: TestClient) -> None:
+    document = client.app.openapi()  # type: ignore[attr-defined]
+    paths = document["paths"]
+    assert set(paths["/customers/{customer_id}/owner"]) == {"put"}
+    patch = paths["/customers/{customer_id}"]["patch"]
+    schema = patch["requestBody"]["content"]["application/json"]["schema"]
+    body = document["components"]["schemas"][schema["$ref"].rpartition("/")[2]]
+    assert (set(body["properties"]), body["required"]) == ({"name"}, ["name"])
 
 
 def test_listing_filters_and_pages_with_a_cursor(client: TestClient) -> None:

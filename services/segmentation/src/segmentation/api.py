@@ -76,7 +76,6 @@ def _searchable(q: str | None) -> str | None:
 
 SearchQuery = Annotated[
     str | None,
-    AfterValidator(_searchable),
     Query(
         min_length=1,
         max_length=NAME_MAX,
@@ -85,6 +84,7 @@ SearchQuery = Annotated[
         'of a word of the name, ignoring case and accents ("kobenhavn blom" finds '
         '"Københavns Blomster").',
     ),
+    AfterValidator(_searchable),  # after the constraints, so they stay in the document
 ]
 
 
