@@ -51,16 +51,11 @@ def test_a_policy_change_is_accepted_and_its_recomputation_can_be_polled_to_done
     )
     worker.start()
     try:
-        response = client.put(
-            "/policy", json=policy, headers={**MIA_H, "If-Match": etag}
-        )
+        response = client.put("/policy", json=policy, headers={**MIA_H, "If-Match": etag})
         assert response.status_code == 202, response.json()
         assert response.headers["ETag"] == '"2"'
         body = response.json()
-        assert (
-            response.headers["Location"]
-            == f"/recomputations/{body['recomputation_id']}"
-        )
+        assert response.headers["Location"] == f"/recomputations/{body['recomputation_id']}"
         assert body["policy_version"] == 2
 
         def finished() -> dict[str, Any] | None:
@@ -86,9 +81,7 @@ def test_policy_refusals(client: TestClient) -> None:
     bad = {**policy, "thresholds": {**policy["thresholds"], "A": "-1"}}
     invalid = client.put("/policy", json=bad, headers=MIA_H)
     assert invalid.status_code == 422
-    unknown = client.get(
-        "/recomputations/00000000-0000-0000-0000-000000000000", headers=ANNA_H
-    )
+    unknown = client.get("/recomputations/00000000-0000-0000-0000-000000000000", headers=ANNA_H)
     assert unknown.status_code == 404
 
 
