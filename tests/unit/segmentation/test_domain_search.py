@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from crm_platform.errors import DomainError
 from segmentation.application import Search
 from segmentation.rules import fold, search_text, search_words
 
@@ -48,7 +47,8 @@ def test_eight_digits_are_a_cvr_anything_else_words(q: str, search: Search) -> N
     assert Search.of(q) == search
 
 
-def test_a_query_without_letters_or_digits_is_refused() -> None:
-    with pytest.raises(DomainError) as refused:
-        Search.of("-- ")
-    assert (refused.value.code, refused.value.field) == ("q", "q")
+def test_a_query_without_letters_or_digits_finds_nothing() -> None:
+    assert Search.of("-- 😍?") == Search()
+    assert Search.of("-- 😍?").finds_nothing
+    assert not Search.of("12345678").finds_nothing
+    assert not Search.of("a").finds_nothing

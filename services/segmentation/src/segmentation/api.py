@@ -39,14 +39,14 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import AfterValidator, BaseModel
+from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from segmentation.application import NewCustomer, Outcome, Search, SegmentationApplication
 from segmentation.imports import CustomerImport, ImportResult
 from segmentation.policy_api import policy_routes
-from segmentation.rules import NAME_MAX, PotentialSource, search_words
+from segmentation.rules import NAME_MAX, PotentialSource
 from segmentation.schemas import (
     AgreementIn,
     CustomerIn,
@@ -68,12 +68,6 @@ IMPORT_PATH = "/customers/import"
 _DETAIL_ENCODERS: dict[Any, Callable[[Any], Any]] = {datetime: utc_text, Decimal: str}
 
 
-def _searchable(q: str | None) -> str | None:
-    if q is not None and not search_words(q):
-        raise ValueError("q needs a letter or a digit to look for")
-    return q
-
-
 SearchQuery = Annotated[
     str | None,
     Query(
@@ -82,9 +76,8 @@ SearchQuery = Annotated[
         pattern=NAME_PATTERN,
         description="A CVR number (eight digits), found exactly; or words, each the beginning "
         'of a word of the name, ignoring case and accents ("kobenhavn blom" finds '
-        '"Københavns Blomster").',
+        '"Københavns Blomster"). Without a letter or a digit it finds nothing.',
     ),
-    AfterValidator(_searchable),  # after the constraints, so they stay in the document
 ]
 
 
@@ -402,7 +395,7 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         summary="Change the owner, the responsible consultant (sales managers)",
         description=(
             "The new owner is published in the customer's snapshot on `crm.customers.v1`. "
-            "422 `owner`: the customer is owned by them already."
+            "409 `owner_unchanged`: the customer is owned by them already."
         ),
     )
     def owner(
@@ -428,8 +421,8 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         responses=changes,
         summary="Rename (the customer's owner or a sales manager)",
         description=(
-            "The body names the new name; the owner changes with PUT .../owner. 422 `name`: "
-            "the customer has that name already."
+            "The body names the new name; the owner changes with PUT .../owner. 409 "
+            "`name_unchanged`: the customer has that name already."
         ),
     )
     def patch(

@@ -131,7 +131,8 @@ class NewCustomer:
 @dataclass(frozen=True, slots=True)
 class Search:
     """What `GET /customers?q=` looks for: a CVR number (eight digits) exactly, or else
-    names with a word beginning with each of the folded `words`."""
+    names with a word beginning with each of the folded `words`; a text without a letter or
+    a digit finds nothing."""
 
     cvr: str | None = None
     words: tuple[str, ...] = ()
@@ -141,10 +142,11 @@ class Search:
         text = text.strip()
         if CVR_QUERY.match(text):
             return cls(cvr=text)
-        words = tuple(search_words(text))
-        if not words:
-            raise DomainError("q", "q needs a letter or a digit to look for", field="q")
-        return cls(words=words)
+        return cls(words=tuple(search_words(text)))
+
+    @property
+    def finds_nothing(self) -> bool:
+        return self.cvr is None and not self.words
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,6 +558,8 @@ class SegmentationApplication(SegmentationStore):
         after: int = 0,
         limit: int = 100,
     ) -> list[RegistryRow]:
+        if search is not None and search.finds_nothing:
+            return []
         return self.registry.list_customers(
             segment=segment.value if segment else None,
             owner=normalize_user_id(owner) if owner else None,

@@ -237,13 +237,23 @@ class Customer(Aggregate):
     def rename(self, name: str, *, actor: str, now: datetime) -> None:
         name = require_name(name)
         if name == self.name:
-            raise DomainError("name", f"the customer is already named {name!r}")
+            raise DomainError(
+                "name_unchanged",
+                f"the customer is already named {name!r}",
+                kind="conflict",
+                field="name",
+            )
         self.trigger_event(self.Renamed, timestamp=now, name=name, actor=actor)
 
     def change_owner(self, owner: str | None, *, actor: str, now: datetime) -> None:
         owner = require_owner(owner) if owner else None
         if owner == self.owner:
-            raise DomainError("owner", f"the customer is already owned by {owner or 'nobody'}")
+            raise DomainError(
+                "owner_unchanged",
+                f"the customer is already owned by {owner or 'nobody'}",
+                kind="conflict",
+                field="owner",
+            )
         self.trigger_event(self.OwnerChanged, timestamp=now, owner=owner, actor=actor)
 
     def assess_potential(
