@@ -100,7 +100,7 @@ def test_a_service_with_its_workers_stops_within_10_s_of_sigterm_and_leaves_its_
             timeout=READY_TIMEOUT_S,
             message="the activity service ready",
         )
-        group = f"{prefix}activity.customer-directory"
+        group = f"{prefix}activity.customers"
         wait_until(
             lambda: group_members(infra.kafka_bootstrap, group),
             timeout=60,
