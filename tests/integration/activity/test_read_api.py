@@ -17,7 +17,7 @@ from crm_platform.auth import Authenticator, AuthSettings
 from fastapi.testclient import TestClient
 
 from tests.support.clock import ManualClock
-from tests.support.people import ANNA, BO, MIA
+from tests.support.people import ANNA, BO, MIA, SERVICE
 
 ANNA_H = {"X-Dev-User": ANNA.user_id, "X-Dev-Roles": "consultant"}
 BO_H = {"X-Dev-User": BO.user_id, "X-Dev-Roles": "consultant"}
@@ -104,8 +104,13 @@ def test_lists_page_by_start_time_and_reports_answer(
     assert timeline["items"][0]["event"] == "planned"
     assert "flyttet" in timeline["items"][1]["summary"]
 
+    # The customer watch opens c-prio's R8 gap (prioritized, nothing planned) as it looks.
+    app.watch_future_activity("c-prio", SERVICE)
+    follower(app, read_model).catch_up()
     without = client.get("/reports/without-future-activity", headers=ANNA_H).json()
-    assert [c["customer_id"] for c in without] == ["c-prio"]
+    assert [(c["customer_id"], c["segment"], c["why"]) for c in without] == [
+        ("c-prio", "A", "became_prioritized")
+    ]
 
     mine = client.get("/reports/moves", headers=ANNA_H).json()
     assert [o["owner"] for o in mine["owners"]] == [ANNA.user_id]

@@ -329,35 +329,6 @@ def test_timeline_is_newest_first_with_danish_summaries(
 # -- reports ------------------------------------------------------------------------------
 
 
-def test_customers_without_future_activity_prioritized_first(
-    sales: Sales, view: ActivityReadModel, clock: ManualClock
-) -> None:
-    make_history(sales)
-    caught_up(sales.app, view)
-
-    report = view.without_future_activity(clock())
-    # K1, K2 and K3 have something planned ahead; K5 (A) has nothing at all, K4 (D) only a
-    # registered contact.
-    assert [(c.customer_id, c.prioritized, c.segment) for c in report] == [
-        ("K5", True, "A"),
-        ("K4", False, "D"),
-    ]
-    assert report[1].last_completed_at == T0 - timedelta(hours=1)
-    assert report[0].last_completed_at is None
-    assert [
-        c.customer_id for c in view.without_future_activity(clock(), prioritized_only=True)
-    ] == ["K5"]
-
-    clock.advance(days=12)  # K1's a1 (day 5) and K3's a5 (day 10) have passed, unheld
-    later = view.without_future_activity(clock())
-    assert [(c.customer_id, c.name, c.overdue) for c in later] == [
-        ("K3", "Cykel Centret", 1),
-        ("K5", "Elektro Syd", 0),
-        ("K1", "Alfa Reklame", 1),
-        ("K4", "Dyrlaege Nord", 0),
-    ]
-
-
 def test_move_statistics_by_consultant_and_reason(
     sales: Sales, view: ActivityReadModel, clock: ManualClock
 ) -> None:
