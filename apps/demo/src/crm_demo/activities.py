@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from crm_demo.client import ANNA, Unexpected, describe, error_of, expect
-from crm_demo.customers import without_future
+from crm_demo.customers import r8_gaps
 from crm_demo.poll import poll
 from crm_demo.run import Customer, Result, Run
 from crm_demo.timing import now, shown, slot, span, today, workday
@@ -249,7 +249,7 @@ def refuse_last_activity(run: Run) -> Result:
     # R8 is judged with the activity service's copy of the customer, which segmentation's
     # snapshots update asynchronously: wait until that copy says "prioritized".
     known = poll(
-        lambda: aarhus.customer_id in without_future(run, prioritized_only=True),
+        lambda: aarhus.customer_id in r8_gaps(run),
         deadline_s=run.wait_s,
     )
     if not known.value:

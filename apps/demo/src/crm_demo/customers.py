@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from typing import Any, Final
 
-from crm_demo.client import ANNA, MIA, expect
+from crm_demo.client import ANNA, MIA, error_of, expect
 from crm_demo.poll import poll
 from crm_demo.run import Customer, Result, Run
 from crm_demo.table import columns
-from crm_demo.timing import today
+from crm_demo.timing import now, today
 
 CSV_COLUMNS: Final = (
     "customer_id",
@@ -100,7 +101,8 @@ def import_and_segment(run: Run) -> Result:
         + ", ".join(f"{c.key}→{run.segment_label(segments.get(c.key, '?'))}" for c in customers)
         + (f"; WRONG: {'; '.join(mismatches)}" if mismatches else "")
         + (
-            f"; the activity service knew all {len(customers)} with their segment after "
+            f"; the activity service knew all {len(customers)} (the prioritized ones in its "
+            f"R8 report with their segment) after "
             f"{known.took()}"
             if known.value
             else f"; the activity service did not know them within {known.took()}"
@@ -117,21 +119,40 @@ def import_and_segment(run: Run) -> Result:
     return Result(bool(ok), happened, tuple(columns(rows)), facts)
 
 
-def without_future(run: Run, *, prioritized_only: bool = False) -> dict[str, dict[str, Any]]:
-    """The activity service's R8 report: its customer directory, for customers with nothing
-    planned (our customers before their first plan)."""
-    params = {"prioritized_only": "true"} if prioritized_only else None
-    response = run.api.get(ANNA, "activity", "/reports/without-future-activity", params)
+def r8_gaps(run: Run) -> dict[str, dict[str, Any]]:
+    """The activity service's R8 report: the prioritized customers without a future activity
+    (ours before their first plan), with the segment its directory has for them."""
+    response = run.api.get(ANNA, "activity", "/reports/without-future-activity")
     if response.status_code != 200:
         return {}
     return {row["customer_id"]: row for row in response.json()}
 
 
+def directory_has(run: Run, customer: Customer) -> bool:
+    """Whether the activity service's directory knows the customer. A plan that ends when it
+    starts is refused either way, so nothing is stored: as `unknown_customer` while the
+    directory has not heard of the customer, by R5 once it has."""
+    starts = (now() + timedelta(days=1)).isoformat()
+    body = {
+        "customer_id": customer.customer_id,
+        "owner": ANNA.user,
+        "type": "contact",
+        "channel": "phone",
+        "subject": "Kender aktivitetstjenesten kunden?",
+        "starts_at": starts,
+        "ends_at": starts,
+    }
+    response = run.api.post(ANNA, "activity", "/activities", body)
+    return response.status_code == 422 and error_of(response)[0] == "R5"
+
+
 def _directory_knows(run: Run, customers: list[Customer]) -> bool:
-    seen = without_future(run)
+    """Every customer known to the activity service; the prioritized ones with their segment,
+    as its R8 report shows them while nothing is planned for them."""
+    gaps = r8_gaps(run)
     return all(
-        c.customer_id in seen
-        and (seen[c.customer_id]["segment"], seen[c.customer_id]["prioritized"])
-        == (c.segment, c.prioritized)
+        gaps.get(c.customer_id, {}).get("segment") == c.segment
+        if c.prioritized
+        else directory_has(run, c)
         for c in customers
     )
