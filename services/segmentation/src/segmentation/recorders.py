@@ -18,7 +18,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
-from psycopg.sql import SQL, Composable, Identifier
+from psycopg.sql import SQL, Composable, Identifier, Literal
 
 from segmentation.registry import (
     ADDED,
@@ -178,15 +178,24 @@ class PostgresSegmentationRecorder(RegistryQueries, PostgresApplicationRecorder)
         self.registry_table = f'"{datastore.schema}".{name}'
         statements: list[Composable] = [
             SQL(_ddl(self.registry_table, _POSTGRES_TYPES, "seq BIGSERIAL PRIMARY KEY")),
-            # A table from before a column was added gets it (before the indexes on it).
+            # A table from before a column was added gets it (before the indexes on it). Looked
+            # up first: ALTER TABLE locks the table out even when the column is there.
             *(
-                SQL("ALTER TABLE {s}.{t} ADD COLUMN IF NOT EXISTS {c} " + kind).format(
+                SQL(
+                    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns"
+                    " WHERE table_schema = {schema} AND table_name = {table}"
+                    " AND column_name = {column}) THEN"
+                    " ALTER TABLE {s}.{t} ADD COLUMN {c} {kind}; END IF; END $$"
+                ).format(
+                    kind=SQL(_POSTGRES_TYPES[KINDS[column]]),
+                    schema=Literal(datastore.schema),
+                    table=Literal(name),
+                    column=Literal(column),
                     s=Identifier(datastore.schema),
                     t=Identifier(name),
                     c=Identifier(column),
                 )
                 for column in ADDED
-                for kind in [_POSTGRES_TYPES[KINDS[column]]]
             ),
             *(
                 SQL("CREATE INDEX IF NOT EXISTS {i} ON {s}.{t} ({c})").format(
