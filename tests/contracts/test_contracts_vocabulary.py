@@ -72,6 +72,7 @@ def test_sync_status_values() -> None:
         "failed",
         "deleted_in_outlook",
         "removed",
+        "mailbox_unavailable",
     }
 
 

@@ -85,6 +85,9 @@ class SyncStatus(StrEnum):
     FAILED = "failed"
     DELETED_IN_OUTLOOK = "deleted_in_outlook"
     REMOVED = "removed"
+    # The owner's mailbox refuses us (licence gone, soft-deleted, renamed, consent or an
+    # application access policy): an administrator can fix it; synced once it is back.
+    MAILBOX_UNAVAILABLE = "mailbox_unavailable"
 
 
 ACTIVITY_TYPE_LABELS: Final[Mapping[ActivityType, str]] = {
