@@ -14,6 +14,7 @@ import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -153,3 +154,23 @@ def ok(response: httpx.Response, *statuses: int) -> Any:
         f"{response.text[:500]}"
     )
     return response.json()
+
+
+def directory_knows(caller: Caller, customer_id: str) -> bool:
+    """Whether activity's customer directory has heard of the customer from segmentation.
+
+    A plan that ends when it starts is refused either way, so nothing is stored: as
+    `unknown_customer` while the directory does not know the customer, by R5 once it does.
+    """
+    starts = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    body = {
+        "customer_id": customer_id,
+        "owner": caller.username,
+        "type": "contact",
+        "channel": "phone",
+        "subject": "Kender aktivitetstjenesten kunden?",
+        "starts_at": starts,
+        "ends_at": starts,
+    }
+    response = caller.activity.post("/activities", json=body)
+    return response.status_code == 422 and response.json().get("code") == "R5"

@@ -35,6 +35,7 @@ from crm_devstack.stack import Stack
 from tests.e2e.stack_fixture import (
     REPO,
     Caller,
+    directory_knows,
     eventually,
     free_port_base,
     ok,
@@ -90,8 +91,8 @@ def register(manager: Caller, customer_id: str, owner: str, potential: str) -> d
     return created
 
 
-def directory_entry(caller: Caller, customer_id: str) -> dict[str, Any] | None:
-    """The customer as activity's directory knows it (while it has no future activity)."""
+def r8_gap(caller: Caller, customer_id: str) -> dict[str, Any] | None:
+    """The customer's row in activity's R8 report: prioritized, with no future activity."""
     rows = ok(caller.activity.get("/reports/without-future-activity"), 200)
     return next((row for row in rows if row["customer_id"] == customer_id), None)
 
@@ -253,11 +254,12 @@ def test_a_customer_and_its_meetings_travel_through_all_three_services(
 
     created = register(mia, customer, owner, "400000")
     assert (created["segment"], created["prioritized"]) == ("A", True)
-    # crm.customers.v1 → activity's directory: it now knows the customer is prioritized (R8).
+    # crm.customers.v1 → activity's directory: it now knows the customer is prioritized and,
+    # with nothing planned, the customer watch opens its R8 gap.
     eventually(
         stack,
-        lambda: (directory_entry(anna, customer) or {}).get("segment") == "A",
-        message="segment A in activity's customer directory",
+        lambda: (r8_gap(anna, customer) or {}).get("segment") == "A",
+        message="segment A in activity's R8 report",
         explain=["segmentation-relay", "activity-workers"],
     )
     planned = ok(
@@ -341,7 +343,7 @@ def test_consumers_killed_mid_stream_converge_without_loss_or_duplicates(
         register(mia, customer, owner, "50000")  # segment C: completing needs no next one (R8)
     eventually(
         stack,
-        lambda: all(directory_entry(bo, c) for c in customers),
+        lambda: all(directory_knows(bo, c) for c in customers),
         message="the customers in activity's directory",
         explain=["segmentation-relay", "activity-workers"],
     )

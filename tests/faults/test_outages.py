@@ -33,6 +33,7 @@ from crm_devstack.stack import Stack
 from tests.e2e.stack_fixture import (
     REPO,
     Caller,
+    directory_knows,
     eventually,
     ok,
     running_stack,
@@ -111,13 +112,6 @@ def world(
         )
         yield world
         manager.close()
-
-
-def directory_knows(caller: Caller, customer: str) -> bool:
-    response = caller.activity.get("/reports/without-future-activity")
-    return response.status_code == 200 and any(
-        row["customer_id"] == customer for row in response.json()
-    )
 
 
 def verify(world: World, load: Load, caller: Caller) -> None:
