@@ -28,7 +28,7 @@ from segmentation.application import SegmentationApplication
 from segmentation.domain import Customer
 from segmentation.policy import DEFAULT_POLICY, THRESHOLD_SEGMENTS, Policy
 from segmentation.registry import COLUMNS, RowValues
-from segmentation.rules import PotentialSource, local_date
+from segmentation.rules import PotentialSource, local_date, search_text
 
 from crm_bench import datasets
 
@@ -61,6 +61,8 @@ _PG_TYPES: Final = {
     "updated_at": "timestamptz",
     "agreement_starts_on": "date",
     "agreement_ends_on": "date",
+    "value_programme_starts_on": "date",
+    "value_programme_ends_on": "date",
     "segment_since": "date",
     "prioritized": "bool",
 }
@@ -212,6 +214,7 @@ def load(location: StoreLocation, app: SegmentationApplication, count: int) -> N
                 cvr=cvr,
                 owner=owner + "@media.dk",
                 potential_cents=cents,
+                search_name=search_text(name),
             )
             rows.write_row(_row_values(row, columns))
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
-import time
 from pathlib import Path
 
 from crm_platform.eventstore import StoreLocation
 from crm_platform.logs import configure_logging
+from crm_platform.progress import Progress, data_rows
 from crm_platform.serving import add_serve_command, chosen_roles, serve
 from crm_platform.settings import RuntimeSettings
 
@@ -30,38 +29,13 @@ def build(settings: RuntimeSettings) -> SegmentationService:
     return SegmentationService.build(settings, settings.transport("segmentation"))
 
 
-class Progress:
-    """A progress line on stderr (rows done, of how many, rate), at most ~5 times a second."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done = total, 0
-        self._start = self._shown = time.monotonic()
-
-    def __call__(self, rows: int) -> None:
-        self.done += rows
-        now = time.monotonic()
-        if now - self._shown >= 0.2 or self.done >= self.total:
-            self._shown = now
-            rate = self.done / max(now - self._start, 1e-6)
-            share = 100 * self.done / self.total if self.total else 100.0
-            line = f"\rimported {self.done}/{self.total} rows ({share:.0f}%, {rate:.0f}/s)"
-            sys.stderr.write(line)
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        sys.stderr.write("\n")
-
-
 def import_file(path: Path, batch_size: int) -> int:
     """Import a CSV file as the service itself (whoever runs the CLI has the database)."""
     settings = RuntimeSettings()
     store: StoreLocation = settings.store("segmentation")
     with store.creating():
         app = SegmentationApplication(store.env())
-    # A first pass counts the rows for the progress bar; it streams too, so costs only I/O.
-    with path.open(encoding="utf-8-sig", newline="") as counting:
-        total = max(sum(1 for _ in counting) - 1, 0)
-    progress = Progress(total)
+    progress = Progress(data_rows(str(path)))
     try:
         with path.open(encoding="utf-8-sig", newline="") as lines:
             result = CustomerImport(

@@ -4,8 +4,6 @@ No `from __future__ import annotations` here: FastAPI resolves `Annotated[..., D
 hints at route definition time, and `x` is local to the factory.
 """
 
-import io
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +16,6 @@ from crm_platform.auth import Authenticator, Principal
 from crm_platform.http import (
     API_ERROR_STATUSES,
     ApiError,
-    BodySizeLimit,
     StrictRoute,
     error_responses,
     install_error_handlers,
@@ -32,6 +29,7 @@ from crm_platform.http.conditional import (
     idempotency_key,
 )
 from crm_platform.http.refusals import install_refusal_handlers
+from crm_platform.http.uploads import CSV_BODY, UploadLimits, csv_lines, spooled_body
 from crm_platform.idempotency import IdempotencyKey
 from crm_platform.ops import ops_router
 from crm_platform.values import CustomerIdPath, Day, OwnerQuery, utc_text
@@ -41,7 +39,6 @@ from fastapi.encoders import jsonable_encoder
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel
 from starlette.convertors import Convertor, register_url_convertor
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from segmentation.application import NewCustomer, Outcome, Search, SegmentationApplication
 from segmentation.imports import CustomerImport, ImportResult
@@ -94,8 +91,6 @@ class _CustomerIdSegment(Convertor[str]):
 
 
 register_url_convertor("customer_id", _CustomerIdSegment())
-# Held in memory up to this size, then spooled to a temporary file.
-SPOOL_BYTES = 1_048_576
 
 Attainment = Callable[[str], Mapping[str, Any] | None]
 
@@ -115,19 +110,6 @@ class SegmentationApi:
     attainment: Attainment | None = None
 
 
-class _BodyLimits:
-    """The body limit, with a larger one for the CSV import (which is streamed, not parsed
-    into memory): one ASGI middleware choosing between two `BodySizeLimit`s by path."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int, import_bytes: int) -> None:
-        self._default = BodySizeLimit(app, max_bytes=max_bytes)
-        self._import = BodySizeLimit(app, max_bytes=import_bytes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        chosen = self._import if scope.get("path", "").endswith(IMPORT_PATH) else self._default
-        await chosen(scope, receive, send)
-
-
 def create_app(api: SegmentationApi, *, root_path: str = "") -> FastAPI:
     web = FastAPI(
         title="CRM segmentation service",
@@ -137,7 +119,12 @@ def create_app(api: SegmentationApi, *, root_path: str = "") -> FastAPI:
         responses=error_responses(*API_ERROR_STATUSES),
     )
     install_error_handlers(web)
-    web.add_middleware(_BodyLimits, max_bytes=api.max_body_bytes, import_bytes=api.max_import_bytes)
+    web.add_middleware(
+        UploadLimits,
+        max_bytes=api.max_body_bytes,
+        upload_bytes=api.max_import_bytes,
+        upload_suffixes=(IMPORT_PATH,),
+    )
     install_refusal_handlers(web)
     commands = Counter(
         "crm_segmentation_commands_total",
@@ -455,21 +442,16 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
         IMPORT_PATH,
         responses=error_responses(413, 415),
         summary="Import customers from CSV (sales managers); see the import's rules",
-        openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+        openapi_extra=CSV_BODY,
     )
     async def import_customers(request: Request, caller: Caller) -> ImportOut:
-        kind = request.headers.get("content-type", "text/csv").split(";")[0].strip().lower()
-        if kind not in ("text/csv", "text/plain", "application/octet-stream"):
-            raise ApiError(415, "unsupported_media_type", "send the file as text/csv")
         if not (caller.is_manager or caller.is_service):
             raise ApiError(403, "forbidden", "only a sales manager may import customers")
-        # Read in chunks into a spooled file: small files stay in memory, large ones go to
-        # disk; the import then streams rows from it, in a worker thread (it is blocking).
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-            async for chunk in request.stream():
-                spool.write(chunk)
-            spool.seek(0)
+        spool = await spooled_body(request)
+        try:
             result = await run_in_threadpool(_run_import, app, caller, spool)
+        finally:
+            spool.close()
         commands.labels("import", "ok").inc()
         return ImportOut(
             imported=result.imported,
@@ -485,14 +467,8 @@ def _customer_routes(api: SegmentationApi, commands: Counter) -> APIRouter:
 
 
 def _run_import(app: SegmentationApplication, caller: Principal, spool: Any) -> ImportResult:
-    # utf-8-sig: spreadsheets often write a byte order mark; newline="" as csv wants it.
-    lines = io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")
-    try:
+    with csv_lines(spool) as lines:
         return CustomerImport(app, caller).run(lines)
-    except UnicodeDecodeError:
-        raise ApiError(422, "encoding", "the file must be UTF-8 text") from None
-    finally:
-        lines.detach()  # the spool is closed by its owner
 
 
 def _history_entry(event: Any) -> HistoryEntry:
