@@ -50,7 +50,7 @@ def test_every_step_matches_the_guide(
     runs: list[list[StepOutcome]], system: EmbeddedProcess, run: int
 ) -> None:
     outcomes = runs[run]
-    assert [o.step for o in outcomes] == list(range(1, 11))
+    assert [o.step for o in outcomes] == list(range(1, 15))
     failed = [o.step for o in outcomes if not o.ok]
     assert not failed, f"steps {failed} failed:\n{render(outcomes, 140)}\n{system.output()}"
 
@@ -67,12 +67,19 @@ def test_the_outcomes_carry_the_guides_facts(runs: list[list[StepOutcome]], run:
     assert steps[6].facts == {"status": 422, "code": "R4"}
     assert steps[7].facts == {"status": "completed", "next": True}
     assert steps[8].facts == {"status": 409, "code": "R8"}
-    summaries = steps[10].facts["summaries"]
+    assert steps[9].facts == {"type": "status_meeting", "booked": True}
+    assert steps[10].facts == {"status": 409, "code": "R1"}
+    assert steps[11].facts == {"why": "became_prioritized", "closed": True}
+    going_live = steps[12].facts
+    assert float(going_live["full"]) == 4.0 > float(going_live["prorated"])
+    summaries = steps[14].facts["summaries"]
     assert "Statusmøde: Status på annoncering – Alfa Avis ApS" in summaries
     assert "Aftalt salgsmøde: Forårskampagne – Cykelhandler Carlsen" in summaries
     assert "Statusmøde: Opfølgning på oplæg – Bager Hansen ApS" in summaries
     assert "Statusmøde: Årsaftalens status – Aarhus Møbler A/S" in summaries
-    assert len(summaries) == 4
+    assert "Aftalt salgsmøde: Tilbud på julekampagne – Cykelhandler Carlsen" in summaries
+    assert "Statusmøde: Plan for den nye klinik – Dyrlæge Dahl" in summaries
+    assert len(summaries) == 6
 
 
 def test_a_rerun_uses_new_customers(runs: list[list[StepOutcome]]) -> None:
@@ -86,5 +93,6 @@ def test_the_table_shows_every_step(runs: list[list[StepOutcome]]) -> None:
     assert "ringede, ingen svar" in text
     assert "422 R4" in text
     assert "409 R8" in text
+    assert "409 R1" in text
     assert "Årsaftale" in text
     assert "✗" not in text

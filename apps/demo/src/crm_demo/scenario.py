@@ -1,4 +1,4 @@
-"""The sales guide as ten steps played over HTTP; `play` is what tests call."""
+"""The sales guide as fourteen steps played over HTTP; `play` is what tests call."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Final
 
 import httpx
 
-from crm_demo import activities, calendar_feed, customers, reports
+from crm_demo import activities, calendar_feed, customers, lived, reports
 from crm_demo.client import Api, Unexpected
 from crm_demo.config import Config
 from crm_demo.outcome import StepOutcome
@@ -76,6 +76,38 @@ STEPS: Final = (
     ),
     Step(
         9,
+        "booked meeting registered after the fact",
+        "R3, R4",
+        "a physical Statusmøde booked with the customer but never entered is registered as "
+        "what it was (booked), not as an unannounced visit, and counts (step 13)",
+        lived.register_booked_meeting,
+    ),
+    Step(
+        10,
+        "'ingen svar' is no completion",
+        "R1",
+        "completing a call with the note 'Ringede, ingen svar' is refused, 409 with code R1; "
+        "the call is moved instead",
+        lived.unanswered_call,
+    ),
+    Step(
+        11,
+        "R8 gap opens and closes",
+        "R8",
+        "a D customer's new potential makes it A: the R8 report lists it at once (became "
+        "prioritized, no future activity); planning a meeting closes the gap",
+        lived.r8_gap,
+    ),
+    Step(
+        12,
+        "going live mid-year",
+        "targets",
+        "customers imported with the day their segment started get full-year targets, others "
+        "pro-rated from the import; the previous CRM's held meeting is imported and counts",
+        lived.going_live,
+    ),
+    Step(
+        13,
         "attainment report",
         "targets",
         "held and planned meetings per type against the segment's targets; the completed "
@@ -83,7 +115,7 @@ STEPS: Final = (
         reports.attainment,
     ),
     Step(
-        10,
+        14,
         "consultant's .ics feed",
         "R7",
         "the planned activities appear in the feed at their current times and types "
