@@ -707,3 +707,10 @@ def test_only_a_planned_activity_is_edited() -> None:
     activity = _completed()
     error = refused(lambda: activity.edit(subject="Ny", agenda=None, actor=ANNA, now=NOW), activity)
     assert error.code == "invalid_transition"
+
+
+def test_a_cancellation_names_the_activity_that_replaces_it() -> None:
+    activity = planned()
+    replacement = uuid.uuid4()
+    activity.cancel(reason="Flyttet til ny dato", next_activity_id=replacement, actor=ANNA, now=NOW)
+    assert (activity.status, activity.next_activity_id) == (CANCELLED, replacement)

@@ -222,6 +222,7 @@ class Activity(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.status = CANCELLED
+            aggregate.next_activity_id = self.next_activity_id
 
     class AttachmentAdded(Aggregate.Event):
         attachment_id: UUID

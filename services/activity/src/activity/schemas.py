@@ -21,6 +21,7 @@ from crm_contracts.primitives import Id as CustomerId
 from crm_contracts.primitives import Reason as RequiredReason
 from crm_platform.values import Instant, MoneyIn, UtcInstant
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from activity.domain import (
     Activity,
@@ -89,7 +90,12 @@ class RetypeIn(Body):
 class EditIn(Body):
     """A planned activity's subject and agenda; give at least one. `agenda: null` clears it."""
 
-    subject: Subject | None = Field(default=None, description="What it is about (R5).")
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    # Optional but never null: a subject is changed, not removed (R5).
+    subject: Subject | SkipJsonSchema[None] = Field(
+        default=None, description="What it is about (R5)."
+    )
     agenda: Note | None = None
 
     @model_validator(mode="after")
