@@ -23,7 +23,7 @@ from activity.domain import Activity, CompletionRequest, CustomerFile, PlanReque
 from activity.projections import ActivityReadModel, follower
 from activity.relay import gap_message
 from crm_contracts.customer import CustomerSnapshot
-from crm_contracts.enums import ActivityType, Channel, Segment
+from crm_contracts.enums import ActivityType, Channel, MoveReason, Segment
 from crm_contracts.gaps import FutureActivityGapClosed, FutureActivityGapOpened
 from crm_platform.auth import Principal, Role
 
@@ -212,3 +212,23 @@ def test_a_new_consultant_gets_the_customers_open_activities_but_not_others(
         "Kunden har fået ny ansvarlig konsulent",
     )
     assert watch.look() == 0  # followed once
+
+
+def test_moving_the_overdue_activity_ahead_closes_its_gap_in_the_same_save(
+    app: ActivityApplication,
+    read_model: ActivityReadModel,
+    registry: Registry,
+    watch: CustomerWatch,
+    clock: ManualClock,
+) -> None:
+    registry.publish("k6", Segment.A)
+    overdue = plan(app, "k6", clock.now + timedelta(hours=1))
+    clock.advance(hours=2)
+    assert watch.look() == 1
+    later = clock.now + timedelta(days=1)
+    app.move(ANNA, overdue, starts_at=later, ends_at=None, reason=MoveReason.NO_ANSWER, note=None)
+    assert [m.why for m in gap_log(app, "k6")] == ["overdue", "planned"]
+    [_, closed] = gap_log(app, "k6")
+    assert (closed.actor, closed.activity_id) == (ANNA.user_id, overdue)
+    watch.look()
+    assert read_model.gaps() == []

@@ -166,7 +166,10 @@ class ActivityApplication(NotifiesSaves[UUID]):
         )
         file = self._customer_file(activity.customer_id, now)
         file.schedule(activity.id, activity.starts_at, now)
-        file.watch(self.directory.get(activity.customer_id), now, actor.user_id)
+        if file.gap_since is not None:
+            # A move goes to the future, so it can close a gap (an overdue activity moved
+            # ahead) but never open one: the directory is asked only when one is open.
+            file.watch(self.directory.get(activity.customer_id), now, actor.user_id)
         return self._save(activity, [file], idempotency)
 
     @idempotent
