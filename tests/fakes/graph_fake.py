@@ -1,38 +1,62 @@
-"""A faithful local fake of Microsoft Graph calendar events, for tests only.
+"""A local fake of Microsoft Graph calendar events, as strict as Graph, for tests only.
 
 Microsoft cannot be reached from here, so this is the one stand-in the project allows. It is a
 real HTTP server on 127.0.0.1 (random port, background threads) that speaks the part of Graph
 and of the Microsoft identity platform that calendar-sync uses, with the behaviours written down
-in docs/graph.md:
+in docs/graph.md, each from a documentation page (named where it is modelled). Where the
+documentation is silent the fake follows a switch (`Behaviour`, graph_store.py), and
+docs/graph.md lists those with their settings.
 
 HTTP
-    POST /{tenant}/oauth2/v2.0/token            client_credentials → bearer token
-    POST /v1.0/users/{upn}/events               201 + event (transactionId: identical repeat →
-                                                same event; different body → 400
-                                                ErrorDuplicateTransactionId)
-    GET  /v1.0/users/{upn}/events               $filter=singleValueExtendedProperties/Any(...),
-                                                $top (default 10) / $skip → @odata.nextLink,
-                                                $select, $expand=singleValueExtendedProperties(...)
+    POST /{tenant}/oauth2/v2.0/token            client_credentials → bearer token carrying
+                                                the app's roles (Calendars.ReadWrite checked)
+    POST /v1.0/users/{upn}/events               201 + event, in the default calendar
+                                                (transactionId: identical repeat → same event;
+                                                other body → ErrorDuplicateTransactionId)
+    GET  /v1.0/users/{upn}/events               the DEFAULT calendar only: $filter on an
+    GET  /v1.0/users/{upn}/calendar/events      extended property (name case-sensitive, value
+                                                not), $top (default 10) / $skip → nextLink,
+                                                $select, $expand=singleValueExtendedProperties
     GET|PATCH|DELETE /v1.0/users/{upn}/events/{id}
-                                                404 ErrorItemNotFound, 412 ErrorIrresolvableConflict
-                                                on a stale If-Match
-    GET  /v1.0/users/{upn}/calendarView/delta   startDateTime/endDateTime, then $deltatoken;
-                                                deletions come as @removed
-    Prefer: outlook.timezone, outlook.body-content-type, IdType="ImmutableId" (echoed in
-    Preference-Applied). Without a valid bearer token: 401 InvalidAuthenticationToken.
+                                                any folder (the immutable id survives moves);
+                                                DELETE moves to Deleted Items first; 404
+                                                ErrorItemNotFound, 412 on a stale If-Match
+    GET  /v1.0/users/{upn}/calendarView         the default calendar in a window
+    GET  /v1.0/users/{upn}/calendarView/delta   startDateTime/endDateTime, then $deltatoken
+    GET  /v1.0/users/{upn}/mailFolders/{id}     e.g. deleteditems, PidTagEntryId expandable
+    GET|POST /v1.0/users/{upn}/calendars, POST|GET …/calendars/{id}/events,
+    DELETE …/calendars/{id}                     secondary calendars
+    Prefer: outlook.timezone, outlook.body-content-type (bodies are HTML otherwise),
+    IdType="ImmutableId" (echoed in Preference-Applied).
 
-Python controls (no HTTP): `events(upn)`, `event(upn, id)`, `create_as_user`, `update_as_user`,
-`delete_as_user` (a user acting in Outlook), `faults` (see `Faults`), `log` / `requests(...)`,
-`max_concurrency_seen(upn)`, `concurrency_rejections(upn)`, `token_requests`, `expire_tokens()`.
+Limits (the throttling limits page, Outlook service limits): per application and mailbox,
+4 concurrent requests (429 MailboxConcurrency) and 10,000 requests per 10 minutes, counted
+across every client of the application; throttling answers carry a whole-second Retry-After
+(30–300 s unless a test fixes `faults.retry_after`), and asking again before it passed is
+throttled again. Time is the fake's `clock` (graph_clock.py), which tests may run faster.
 
-A *lost create response* (fault `lose_response`): the event IS created, then the server closes
-the connection without writing a byte. An httpx client sees `httpx.RemoteProtocolError`
-("Server disconnected without sending a response"), the way a dropped proxy connection looks.
-With `faults.lost_response_mode = "504"` it answers 504 instead, after creating the event.
+Mailboxes: unknown ones (when `mailboxes` is given) and those a test makes unavailable answer
+404 ErrorInvalidUser / 404 MailboxNotEnabledForRESTAPI / 403 ErrorAccessDenied to every
+request, whatever it asks for.
+
+Python controls (no HTTP): `events(upn)` (the default calendar, what the user sees),
+`deleted_items(upn)`, `all_events(upn)`, `event(upn, id)`, `folder_of(upn, id)`,
+`create_as_user`, `update_as_user`, `delete_as_user` (to Deleted Items), `restore_as_user`,
+`purge_as_user`, `mailbox_unavailable` / `mailbox_available`, `add_app`, `faults`,
+`behaviour`, `log` / `requests(...)`, `max_concurrency_seen(upn)`,
+`concurrency_rejections(upn)`, `token_requests`, `expire_tokens()`, `pending_stores()`.
+
+Lost answers (`faults`): `lose_response` creates, then the answer is lost as
+`lost_response_mode` says ("drop": the connection closes without a byte, which httpx reports as
+RemoteProtocolError; "504"/"503"/"500": that error after the create); `late_store` answers the
+same way but stores the event only later (`late_store_delay` fake seconds); `slow_create`
+works `slow_create_seconds` (wall clock) before it creates and answers, so a client with a
+shorter timeout gives up while the server still works.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 import threading
@@ -43,17 +67,32 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote
 
+from tests.fakes.graph_clock import FakeClock
 from tests.fakes.graph_errors import (
     GraphFault,
+    access_denied,
     gateway_timeout,
+    invalid_user,
+    mailbox_concurrency,
+    mailbox_not_enabled,
+    request_limit,
     service_unavailable,
     too_many_requests,
 )
 from tests.fakes.graph_http import FakeGraphServer, _Answer, parse_query_instant
-from tests.fakes.graph_store import GraphStore
+from tests.fakes.graph_store import CALENDAR, DELETED_ITEMS, Behaviour, GraphStore
 
-FaultKind = Literal["throttle", "unavailable", "gateway_timeout", "lose_response"]
+FaultKind = Literal[
+    "throttle",
+    "unavailable",
+    "gateway_timeout",
+    "lose_response",
+    "late_store",
+    "slow_create",
+    "refuse",
+]
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+READ_WRITE = "Calendars.ReadWrite"
 
 
 @dataclass
@@ -73,11 +112,21 @@ class Faults:
     throttle_ratio: float = 0.0  # 429 TooManyRequests with Retry-After
     unavailable_ratio: float = 0.0  # 503 serviceNotAvailable with Retry-After
     lose_create_response_ratio: float = 0.0  # create done, answer lost (see module doc)
-    lost_response_mode: Literal["drop", "504"] = "drop"
+    late_store_ratio: float = 0.0  # answer lost, event stored `late_store_delay` later
+    slow_create_ratio: float = 0.0  # the server works `slow_create_seconds` first
+    lost_response_mode: Literal["drop", "504", "503", "500"] = "drop"
+    late_store_delay: float = 5.0  # fake seconds (at most; drawn between a fifth and all)
+    slow_create_seconds: float = 1.0  # wall-clock seconds
     latency: float = 0.0  # seconds added to every Graph request, inside the concurrency window
-    retry_after: str = "0.05"  # Graph sends seconds; fractional values are allowed
+    # None: Graph's whole seconds, drawn from `retry_after_range`; a string: sent as is (a
+    # test that wants fast retries without a fast clock; Graph never sends fractions here).
+    retry_after: str | None = None
+    retry_after_range: tuple[int, int] = (30, 300)
+    enforce_retry_after: bool = True  # asking again too early is throttled again
     concurrency_limit: int = 4  # Outlook's per app-and-mailbox limit
     concurrency_retry_after: str = "1"
+    requests_per_window: int = 10_000  # Outlook's per app-and-mailbox request limit ...
+    window_seconds: float = 600.0  # ... per 10 minutes
     seed: int = 0
     _rng: random.Random = field(init=False, repr=False)
     _queue: deque[_Scripted] = field(init=False, repr=False, default_factory=deque)
@@ -106,6 +155,7 @@ class Faults:
         with self._lock:
             self._queue.clear()
             self.throttle_ratio = self.unavailable_ratio = self.lose_create_response_ratio = 0.0
+            self.late_store_ratio = self.slow_create_ratio = 0.0
             self.latency = 0.0
 
     def draw(self, method: str, mailbox: str, *, is_create: bool) -> FaultKind | None:
@@ -119,15 +169,38 @@ class Faults:
                 return "throttle"
             if roll < self.throttle_ratio + self.unavailable_ratio:
                 return "unavailable"
-            if is_create and self._rng.random() < self.lose_create_response_ratio:
-                return "lose_response"
+            if not is_create:
+                return None
+            roll = self._rng.random()
+            for kind, ratio in (
+                ("lose_response", self.lose_create_response_ratio),
+                ("late_store", self.late_store_ratio),
+                ("slow_create", self.slow_create_ratio),
+            ):
+                if roll < ratio:
+                    return kind  # type: ignore[return-value]
+                roll -= ratio
             return None
 
+    def retry_after_value(self) -> str:
+        """The Retry-After of a throttling answer: whole seconds, as Outlook sends them."""
+        if self.retry_after is not None:
+            return self.retry_after
+        with self._lock:
+            return str(self._rng.randint(*self.retry_after_range))
+
+    def late_delay(self) -> float:
+        with self._lock:
+            return self.late_store_delay * self._rng.uniform(0.2, 1.0)
+
     def error_for(self, kind: FaultKind) -> GraphFault:
+        if kind == "refuse":
+            # An entry Graph will never take as it is (what a 400 about the payload says).
+            return GraphFault(400, "ErrorInvalidRequest", "The request is invalid.")
         if kind == "throttle":
-            return too_many_requests(self.retry_after)
+            return too_many_requests(self.retry_after_value())
         if kind == "unavailable":
-            return service_unavailable(self.retry_after)
+            return service_unavailable(self.retry_after_value())
         return gateway_timeout()
 
 
@@ -140,11 +213,13 @@ class RequestRecord:
     started: float  # time.monotonic()
     at: datetime
     mailbox: str | None = None
+    app: str | None = None
     headers: dict[str, str] = field(default_factory=dict)  # as sent (names lower-cased)
     finished: float | None = None
     status: int | None = None  # None: the connection was dropped without an answer
-    outcome: str | None = None  # ok | throttle | unavailable | gateway_timeout |
-    #                               concurrency_limited | lost_response
+    outcome: str | None = None  # ok | throttle | unavailable | gateway_timeout | blocked |
+    #                  concurrency_limited | request_limited | lost_response | late_store |
+    #                  slow_create | refuse | mailbox_unavailable | access_denied
 
 
 class RequestLog:
@@ -164,6 +239,20 @@ class RequestLog:
         record.finished, record.status, record.outcome = time.monotonic(), status, outcome
 
 
+@dataclass
+class _App:
+    secret: str
+    roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a valid bearer token speaks for."""
+
+    app: str
+    roles: frozenset[str]
+
+
 class GraphFake:
     def __init__(
         self,
@@ -174,19 +263,29 @@ class GraphFake:
         seed: int = 0,
         mailboxes: set[str] | None = None,
         token_lifetime: int = 3599,
+        clock: FakeClock | None = None,
+        behaviour: Behaviour | None = None,
+        roles: tuple[str, ...] = (READ_WRITE,),
     ) -> None:
         self.tenant, self.client_id, self.client_secret = tenant, client_id, client_secret
         self.mailboxes = {m.lower() for m in mailboxes} if mailboxes is not None else None
         self.token_lifetime = token_lifetime
+        self.clock = clock or FakeClock()
+        self.behaviour = behaviour or Behaviour()
         self.faults = Faults(seed=seed)
-        self.store = GraphStore()
+        self.store = GraphStore(self.behaviour, self.clock.monotonic)
         self.log = RequestLog()
+        self.apps: dict[str, _App] = {client_id: _App(client_secret, frozenset(roles))}
         self._lock = threading.Lock()
-        self._tokens: dict[str, float] = {}  # token → monotonic expiry
+        self._tokens: dict[str, tuple[Caller, float]] = {}  # token → (caller, monotonic expiry)
         self._deltas: dict[str, tuple[str, datetime, datetime, int]] = {}
-        self._inflight: dict[str, int] = {}
-        self._peak: dict[str, int] = {}
-        self._rejected: dict[str, int] = {}
+        self._inflight: dict[tuple[str, str], int] = {}
+        self._peak: dict[tuple[str, str], int] = {}
+        self._rejected: dict[tuple[str, str], int] = {}
+        self._window: dict[tuple[str, str], deque[float]] = {}
+        self._blocked: dict[tuple[str, str], float] = {}  # throttled until (fake clock)
+        self._unavailable: dict[str, GraphFault] = {}
+        self._pending = 0
         self.token_requests = 0
         self._server: FakeGraphServer | None = None
         self._thread: threading.Thread | None = None
@@ -226,20 +325,28 @@ class GraphFake:
     def token_url(self) -> str:
         return f"{self.base_url}/{self.tenant}/oauth2/v2.0/token"
 
-    def context_url(self, mailbox: str, entity: bool) -> str:
+    def context_url(self, mailbox: str, entity: bool, collection: str = "events") -> str:
         suffix = "/$entity" if entity else ""
-        return f"{self.graph_url}/$metadata#users('{quote(mailbox)}')/events{suffix}"
+        return f"{self.graph_url}/$metadata#users('{quote(mailbox)}')/{collection}{suffix}"
 
     # --- test controls ------------------------------------------------------------------------
     def events(self, upn: str) -> list[dict[str, Any]]:
-        """Every event in the mailbox, in UTC, body as stored, extended properties included."""
-        return [
-            self.store.render(e, body_type=e.props["body"].get("contentType"), expand=[])
-            for e in self.store.all(upn.lower())
-        ]
+        """The default calendar's events (what the user sees), in UTC, body as stored,
+        extended properties included."""
+        return [self._as_stored(e) for e in self.store.all(upn.lower())]
+
+    def deleted_items(self, upn: str) -> list[dict[str, Any]]:
+        return [self._as_stored(e) for e in self.store.all(upn.lower(), DELETED_ITEMS)]
+
+    def all_events(self, upn: str) -> list[dict[str, Any]]:
+        """Every event of the mailbox, whichever folder it is in."""
+        return [self._as_stored(e) for e in self.store.everything(upn.lower())]
+
+    def _as_stored(self, event: Any) -> dict[str, Any]:
+        return self.store.render(event, body_type=event.props["body"].get("contentType"), expand=[])
 
     def crm_events(self, upn: str) -> dict[str, list[dict[str, Any]]]:
-        """The mailbox's events tagged with an activity id, by id (a list: duplicates show)."""
+        """The default calendar's events tagged with an activity id, by id (duplicates show)."""
         found: dict[str, list[dict[str, Any]]] = {}
         for event in self.events(upn):
             for prop in event.get("singleValueExtendedProperties") or []:
@@ -247,20 +354,64 @@ class GraphFake:
         return found
 
     def event(self, upn: str, event_id: str) -> dict[str, Any]:
-        e = self.store.get(upn.lower(), event_id)
-        return self.store.render(e, body_type=e.props["body"].get("contentType"), expand=[])
+        return self._as_stored(self.store.get(upn.lower(), event_id))
 
-    def create_as_user(self, upn: str, body: dict[str, Any]) -> str:
-        """A user creates an event in Outlook (no transactionId, no extended property)."""
-        return self.store.create(upn.lower(), body)[0].id
+    def folder_of(self, upn: str, event_id: str) -> str:
+        """calendar, deleteditems, or a secondary calendar's name."""
+        mailbox = upn.lower()
+        key = self.store.get(mailbox, event_id).folder
+        return key if key in (CALENDAR, DELETED_ITEMS) else self.store.folder(mailbox, key).name
+
+    def create_as_user(self, upn: str, body: dict[str, Any], calendar: str | None = None) -> str:
+        """A user creates an event in Outlook (no transactionId, no extended property), in
+        their default calendar or in a calendar of theirs named `calendar`."""
+        mailbox = upn.lower()
+        folder = CALENDAR
+        if calendar is not None:
+            named = [f for f in self.store.folders(mailbox).values() if f.name == calendar]
+            folder = named[0].key if named else self.store.add_calendar(mailbox, calendar).key
+        return self.store.create(mailbox, body, folder)[0].id
 
     def update_as_user(self, upn: str, event_id: str, changes: dict[str, Any]) -> None:
         """A user edits the event in Outlook: new changeKey, so our etag goes stale."""
         self.store.update(upn.lower(), event_id, changes, None)
 
     def delete_as_user(self, upn: str, event_id: str) -> None:
-        """A user deletes the event in Outlook."""
-        self.store.delete(upn.lower(), event_id)
+        """A user deletes the event in Outlook: it moves to Deleted Items, id unchanged."""
+        self.store.move(upn.lower(), event_id, DELETED_ITEMS)
+
+    def restore_as_user(self, upn: str, event_id: str) -> None:
+        """A user moves the event back out of Deleted Items into their calendar."""
+        self.store.move(upn.lower(), event_id, CALENDAR)
+
+    def purge_as_user(self, upn: str, event_id: str) -> None:
+        """Gone for good (Deleted Items emptied, or a hard delete)."""
+        self.store.purge(upn.lower(), event_id)
+
+    def mailbox_unavailable(
+        self,
+        upn: str,
+        kind: Literal["invalid_user", "not_enabled", "access_denied"] = "invalid_user",
+    ) -> None:
+        """From now on every request for the mailbox is refused as `kind` says: deleted or
+        renamed (404 ErrorInvalidUser), unlicensed or soft-deleted (404
+        MailboxNotEnabledForRESTAPI), or outside the app's access policy (403)."""
+        mailbox = upn.lower()
+        fault = {
+            "invalid_user": invalid_user(mailbox),
+            "not_enabled": mailbox_not_enabled(),
+            "access_denied": access_denied(),
+        }[kind]
+        with self._lock:
+            self._unavailable[mailbox] = fault
+
+    def mailbox_available(self, upn: str) -> None:
+        with self._lock:
+            self._unavailable.pop(upn.lower(), None)
+
+    def add_app(self, client_id: str, secret: str, roles: tuple[str, ...]) -> None:
+        """Another application registration in the tenant (its own limits, its own roles)."""
+        self.apps[client_id] = _App(secret, frozenset(roles))
 
     def requests(self, upn: str | None = None, method: str | None = None) -> list[RequestRecord]:
         return [
@@ -270,17 +421,25 @@ class GraphFake:
         ]
 
     def max_concurrency_seen(self, upn: str) -> int:
-        """Peak of requests in flight for the mailbox, counting ones refused for the limit."""
+        """Peak of requests in flight for the mailbox by one application, counting ones
+        refused for the limit."""
+        mailbox = upn.lower()
         with self._lock:
-            return self._peak.get(upn.lower(), 0)
+            return max((n for (_, m), n in self._peak.items() if m == mailbox), default=0)
 
     def concurrency_rejections(self, upn: str) -> int:
+        mailbox = upn.lower()
         with self._lock:
-            return self._rejected.get(upn.lower(), 0)
+            return sum(n for (_, m), n in self._rejected.items() if m == mailbox)
+
+    def pending_stores(self) -> int:
+        """Late stores not landed yet."""
+        with self._lock:
+            return self._pending
 
     def expire_tokens(self) -> None:
         with self._lock:
-            self._tokens = dict.fromkeys(self._tokens, 0.0)
+            self._tokens = {t: (c, 0.0) for t, (c, _) in self._tokens.items()}
 
     def expire_delta_tokens(self) -> None:
         with self._lock:
@@ -297,7 +456,8 @@ class GraphFake:
             )
         if tenant != self.tenant:
             return _aad_error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
-        if form.get("client_id") != self.client_id:
+        app = self.apps.get(str(form.get("client_id")))
+        if app is None:
             return _aad_error(
                 400,
                 "unauthorized_client",
@@ -305,7 +465,7 @@ class GraphFake:
                 "Application with identifier "
                 f"'{form.get('client_id')}' was not found in the directory.",
             )
-        if form.get("client_secret") != self.client_secret:
+        if form.get("client_secret") != app.secret:
             return _aad_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
         if form.get("scope") != GRAPH_SCOPE:
             return _aad_error(
@@ -318,8 +478,10 @@ class GraphFake:
                 "identifier.",
             )
         token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0." + secrets.token_urlsafe(32)
+        caller = Caller(str(form["client_id"]), app.roles)
         with self._lock:
-            self._tokens[token] = time.monotonic() + self.token_lifetime
+            # Token lifetimes run on the wall clock: a client caches them by it.
+            self._tokens[token] = (caller, time.monotonic() + self.token_lifetime)
         return _Answer(
             200,
             {
@@ -330,38 +492,102 @@ class GraphFake:
             },
         )
 
-    def authenticate(self, header: str | None) -> None:
+    def authenticate(self, header: str | None) -> Caller:
         if not header or not header.startswith("Bearer "):
             raise GraphFault(401, "InvalidAuthenticationToken", "Access token is empty.")
         with self._lock:
-            expiry = self._tokens.get(header.removeprefix("Bearer ").strip())
-        if expiry is None:
+            found = self._tokens.get(header.removeprefix("Bearer ").strip())
+        if found is None:
             raise GraphFault(401, "InvalidAuthenticationToken", "IDX14100: JWT is not well formed.")
+        caller, expiry = found
         if expiry <= time.monotonic():
             raise GraphFault(
                 401,
                 "InvalidAuthenticationToken",
                 "Lifetime validation failed, the token is expired.",
             )
+        return caller
+
+    def authorize(self, caller: Caller, method: str) -> None:
+        """App-only calls need the application permission in the token's roles (the event
+        pages' permission tables: Calendars.Read to read, Calendars.ReadWrite to write)."""
+        wanted = {READ_WRITE} if method != "GET" else {READ_WRITE, "Calendars.Read"}
+        if not caller.roles & wanted:
+            raise access_denied()
 
     def check_mailbox(self, mailbox: str) -> None:
-        if self.mailboxes is not None and mailbox not in self.mailboxes:
-            raise GraphFault(404, "ErrorInvalidUser", f"The requested user '{mailbox}' is invalid.")
-
-    def admit(self, mailbox: str) -> bool:
-        """Count a request in; False (and not counted) when it would pass the limit."""
         with self._lock:
-            now = self._inflight.get(mailbox, 0) + 1
-            self._peak[mailbox] = max(self._peak.get(mailbox, 0), now)
+            fault = self._unavailable.get(mailbox)
+        if fault is not None:
+            raise fault
+        if self.mailboxes is not None and mailbox not in self.mailboxes:
+            raise invalid_user(mailbox)
+
+    def gate(self, app: str, mailbox: str) -> tuple[GraphFault, str] | None:
+        """Throttling before any work: a Retry-After not yet passed, or the request window
+        full. Admitted requests count in the window."""
+        key = (app, mailbox)
+        now = self.clock.monotonic()
+        with self._lock:
+            blocked = self._blocked.get(key)
+            if self.faults.enforce_retry_after and blocked is not None and now < blocked:
+                return too_many_requests(self._seconds(blocked - now)), "blocked"
+            window = self._window.setdefault(key, deque())
+            while window and window[0] <= now - self.faults.window_seconds:
+                window.popleft()
+            if len(window) >= self.faults.requests_per_window:
+                wait = window[0] + self.faults.window_seconds - now
+                self._blocked[key] = now + wait
+                return request_limit(self._seconds(wait)), "request_limited"
+            window.append(now)
+        return None
+
+    def throttled(self, app: str, mailbox: str, fault: GraphFault) -> GraphFault:
+        """Remember a throttling answer's Retry-After: asking before it passed is throttled."""
+        raw = fault.headers.get("Retry-After")
+        if raw is not None:
+            with self._lock:
+                self._blocked[(app, mailbox)] = self.clock.monotonic() + float(raw)
+        return fault
+
+    def _seconds(self, wait: float) -> str:
+        if self.faults.retry_after is not None and "." in self.faults.retry_after:
+            return f"{max(wait, 0.001):.3f}"  # a test's fractional setting stays fractional
+        return str(max(1, math.ceil(wait)))
+
+    def admit(self, app: str, mailbox: str) -> bool:
+        """Count a request in; False (and not counted) when it would pass the limit."""
+        key = (app, mailbox)
+        with self._lock:
+            now = self._inflight.get(key, 0) + 1
+            self._peak[key] = max(self._peak.get(key, 0), now)
             if now > self.faults.concurrency_limit:
-                self._rejected[mailbox] = self._rejected.get(mailbox, 0) + 1
+                self._rejected[key] = self._rejected.get(key, 0) + 1
                 return False
-            self._inflight[mailbox] = now
+            self._inflight[key] = now
             return True
 
-    def release(self, mailbox: str) -> None:
+    def release(self, app: str, mailbox: str) -> None:
         with self._lock:
-            self._inflight[mailbox] -= 1
+            self._inflight[(app, mailbox)] -= 1
+
+    def store_later(self, mailbox: str, body: dict[str, Any]) -> None:
+        """A create that lands `late_store_delay` (fake) seconds from now, answer long lost."""
+        delay = self.faults.late_delay()
+        with self._lock:
+            self._pending += 1
+
+        def land() -> None:
+            try:
+                self.clock.sleep(delay)
+                self.store.create(mailbox, body)
+            except GraphFault:
+                pass  # e.g. its transactionId taken meanwhile by another body: it failed
+            finally:
+                with self._lock:
+                    self._pending -= 1
+
+        threading.Thread(target=land, daemon=True).start()
 
     def delta(self, mailbox: str, query: dict[str, str], render: dict[str, Any]) -> dict[str, Any]:
         token = query.get("deltatoken")
@@ -412,3 +638,14 @@ def start_of(event: dict[str, Any]) -> datetime:
     start = event["start"]
     assert start["timeZone"] == "UTC", start
     return datetime.fromisoformat(start["dateTime"][:26]).replace(tzinfo=UTC)
+
+
+__all__ = [
+    "Behaviour",
+    "FakeClock",
+    "Faults",
+    "GraphFake",
+    "RequestRecord",
+    "mailbox_concurrency",
+    "start_of",
+]

@@ -16,17 +16,31 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from tests.fakes.graph_errors import GraphFault, error_body, mailbox_concurrency
-from tests.fakes.graph_store import parse_expand, parse_extended_filter
+from tests.fakes.graph_errors import (
+    GraphFault,
+    error_body,
+    gateway_timeout,
+    mailbox_concurrency,
+    service_unavailable,
+)
+from tests.fakes.graph_store import (
+    CALENDAR,
+    DELETED_ITEMS,
+    Folder,
+    StoredEvent,
+    parse_expand,
+    parse_extended_filter,
+)
 from tests.fakes.graph_times import parse_query_instant, zone_named
 
 if TYPE_CHECKING:
-    from tests.fakes.graph_fake import GraphFake
+    from tests.fakes.graph_fake import GraphFake, RequestRecord
 
 _TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
-_GRAPH_PATH = re.compile(r"^/v1\.0/users/([^/]+)/(events|calendarView/delta)(?:/([^/]+))?$")
+_GRAPH_PATH = re.compile(r"^/v1\.0/users/([^/]+)/(.+?)/?$")
 _PREFER = re.compile(r"([\w.\-]+)\s*=\s*\"([^\"]*)\"")
 JSON_TYPE = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8"
+_APPLIED = ("outlook.timezone", "idtype", "outlook.body-content-type")
 
 
 class FakeGraphServer(ThreadingHTTPServer):
@@ -78,8 +92,9 @@ class GraphRequestHandler(BaseHTTPRequestHandler):
         request_id = str(uuid.uuid4())
         client_request_id = self.headers.get("client-request-id") or str(uuid.uuid4())
         record = fake.log.begin(self.command, path, url.query, client_request_id)
-        record.headers = {k.lower(): v for k, v in self.headers.items()}
-        mailbox: str | None = None
+        for name, value in self.headers.items():  # repeated headers (Prefer) joined, as sent
+            known = record.headers.get(name.lower())
+            record.headers[name.lower()] = value if known is None else f"{known}, {value}"
         lost = False
         try:
             token_match = _TOKEN_PATH.match(path)
@@ -87,9 +102,8 @@ class GraphRequestHandler(BaseHTTPRequestHandler):
             if token_match and self.command == "POST":
                 answer = fake.token_endpoint(token_match.group(1), raw)
             elif graph_match:
-                mailbox = graph_match.group(1).lower()
-                record.mailbox = mailbox
-                answer, lost = self._graph(fake, graph_match, query, raw, record)
+                record.mailbox = graph_match.group(1).lower()
+                answer, lost = self._graph(fake, graph_match.group(2), query, raw, record)
             else:
                 segment = path.rsplit("/", 1)[-1]
                 answer = _fault_answer(
@@ -100,12 +114,15 @@ class GraphRequestHandler(BaseHTTPRequestHandler):
         except GraphFault as fault:
             answer = _fault_answer(fault)
         if lost:
-            # The work is done, the answer never arrives: close without writing a byte.
-            fake.log.finish(record, None, "lost_response")
+            # The work is done (or will be), the answer never arrives: close without a byte.
+            fake.log.finish(record, None, record.outcome or "lost_response")
             self.close_connection = True
             return
         fake.log.finish(record, answer.status, record.outcome or "ok")
-        self._write(answer, request_id, client_request_id)
+        try:
+            self._write(answer, request_id, client_request_id)
+        except OSError:
+            self.close_connection = True  # the client gave up waiting (its timeout)
 
     def _write(self, answer: _Answer, request_id: str, client_request_id: str) -> None:
         payload = answer.payload
@@ -128,48 +145,92 @@ class GraphRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _preferences(self) -> dict[str, str]:
+    def _preferences(self, combined: bool) -> dict[str, str]:
         found: dict[str, str] = {}
         for header in self.headers.get_all("Prefer") or []:
-            found.update({k.lower(): v for k, v in _PREFER.findall(header)})
+            pairs = _PREFER.findall(header)
+            if not combined:
+                pairs = pairs[:1]  # a comma-joined header counts for its first preference
+            found.update({k.lower(): v for k, v in pairs})
         return found
 
     # --- Graph --------------------------------------------------------------------------------
     def _graph(
-        self, fake: GraphFake, match: re.Match[str], query: dict[str, str], raw: bytes, record: Any
+        self,
+        fake: GraphFake,
+        rest: str,
+        query: dict[str, str],
+        raw: bytes,
+        record: RequestRecord,
     ) -> tuple[_Answer, bool]:
-        fake.authenticate(self.headers.get("Authorization"))
-        mailbox = match.group(1).lower()
-        fake.check_mailbox(mailbox)
-        if not fake.admit(mailbox):
-            record.outcome = "concurrency_limited"
-            return _fault_answer(mailbox_concurrency(fake.faults.concurrency_retry_after)), False
+        caller = fake.authenticate(self.headers.get("Authorization"))
+        record.app = caller.app
+        mailbox = record.mailbox or ""
         try:
-            if fake.faults.latency:
-                time.sleep(fake.faults.latency)
-            is_create = self.command == "POST" and match.group(3) is None
-            fault = fake.faults.draw(self.command, mailbox, is_create=is_create)
-            if fault is not None and fault != "lose_response":
-                record.outcome = fault
-                return _fault_answer(fake.faults.error_for(fault)), False
-            answer = self._route(fake, match, query, raw)
-            if fault is not None and 200 <= answer.status < 300:
+            fake.authorize(caller, self.command)
+            fake.check_mailbox(mailbox)
+        except GraphFault as fault:
+            record.outcome = "access_denied" if fault.status == 403 else "mailbox_unavailable"
+            raise
+        gated = fake.gate(caller.app, mailbox)
+        if gated is not None:
+            record.outcome = gated[1]
+            return _fault_answer(gated[0]), False
+        if not fake.admit(caller.app, mailbox):
+            record.outcome = "concurrency_limited"
+            limited = mailbox_concurrency(fake.faults.concurrency_retry_after)
+            return _fault_answer(fake.throttled(caller.app, mailbox, limited)), False
+        try:
+            faults = fake.faults
+            if faults.latency:
+                time.sleep(faults.latency)
+            is_create = self.command == "POST" and (
+                rest in ("events", "calendar/events")
+                or (rest.startswith("calendars/") and rest.endswith("/events"))
+            )
+            fault_kind = faults.draw(self.command, mailbox, is_create=is_create)
+            if fault_kind in ("throttle", "unavailable", "gateway_timeout", "refuse"):
+                record.outcome = fault_kind
+                error = faults.error_for(fault_kind)
+                if fault_kind in ("throttle", "unavailable"):
+                    error = fake.throttled(caller.app, mailbox, error)
+                return _fault_answer(error), False
+            if fault_kind == "late_store":
+                body = _json_object(raw)
+                fake.store_later(mailbox, body)
+                record.outcome = "late_store"
+                return self._lost(fake)
+            if fault_kind == "slow_create":
+                record.outcome = "slow_create"
+                time.sleep(faults.slow_create_seconds)  # the client may give up meanwhile
+            answer = self._route(fake, mailbox, rest, query, raw)
+            if fault_kind == "lose_response" and 200 <= answer.status < 300:
                 # The request took effect; only its answer goes missing.
                 record.outcome = "lost_response"
-                if fake.faults.lost_response_mode == "504":
-                    return _fault_answer(fake.faults.error_for("gateway_timeout")), False
-                return answer, True
+                return self._lost(fake)
             return answer, False
         finally:
             # Released before the answer is written: a client that got its answer may send the
             # next request at once, and must not meet its own finished request still counted.
-            fake.release(mailbox)
+            fake.release(caller.app, mailbox)
+
+    @staticmethod
+    def _lost(fake: GraphFake) -> tuple[_Answer, bool]:
+        mode = fake.faults.lost_response_mode
+        if mode == "504":
+            return _fault_answer(gateway_timeout()), False
+        if mode == "503":
+            return _fault_answer(service_unavailable(fake.faults.retry_after_value())), False
+        if mode == "500":
+            return _fault_answer(
+                GraphFault(500, "InternalServerError", "An internal server error occurred.")
+            ), False
+        return _Answer(0), True
 
     def _route(
-        self, fake: GraphFake, match: re.Match[str], query: dict[str, str], raw: bytes
+        self, fake: GraphFake, mailbox: str, rest: str, query: dict[str, str], raw: bytes
     ) -> _Answer:
-        mailbox, collection, event_id = match.group(1).lower(), match.group(2), match.group(3)
-        prefs = self._preferences()
+        prefs = self._preferences(fake.behaviour.combined_prefer)
         zone = prefs.get("outlook.timezone", "UTC")
         zone_named(zone)  # an unknown zone in Prefer is a 400 too
         applied = [f'{k}="{v}"' for k, v in prefs.items() if k in _APPLIED]
@@ -180,31 +241,92 @@ class GraphRequestHandler(BaseHTTPRequestHandler):
             "expand": parse_expand(query.get("expand")),
             "select": set(query["select"].split(",")) if query.get("select") else None,
         }
-        store = fake.store
-        if collection == "calendarView/delta":
-            if self.command != "GET" or event_id is not None:
-                raise _not_allowed()
+        parts = rest.split("/")
+        command = self.command
+        if rest in ("events", "calendar/events"):
+            return self._collection(fake, mailbox, CALENDAR, query, raw, render, headers)
+        if parts[0] == "calendars" and len(parts) == 3 and parts[2] == "events":
+            folder = fake.store.folder(mailbox, parts[1]).key
+            return self._collection(fake, mailbox, folder, query, raw, render, headers)
+        if parts[0] == "events" and len(parts) == 2:
+            return self._item(fake, mailbox, parts[1], render, raw, headers)
+        if rest == "calendarView" and command == "GET":
+            start = parse_query_instant(query.get("startdatetime"), "startDateTime")
+            end = parse_query_instant(query.get("enddatetime"), "endDateTime")
+            events = fake.store.in_view(mailbox, start, end)
+            return _Answer(200, self._page(fake, mailbox, rest, events, query, render), headers)
+        if rest == "calendarView/delta" and command == "GET":
             return _Answer(200, fake.delta(mailbox, query, render), headers)
-        if event_id is None:
-            if self.command == "POST":
-                event, _created = store.create(mailbox, _json_object(raw))
-                # An identical repeat of a transactionId answers 201 with the first event.
-                body = store.render(event, **{**render, "expand": None})
-                body["@odata.context"] = fake.context_url(mailbox, entity=True)
-                location = f"{fake.graph_url}/users/{quote(mailbox)}/events/{event.id}"
-                return _Answer(201, body, {**headers, "Location": location})
-            if self.command == "GET":
-                return _Answer(200, self._list(fake, mailbox, query, render), headers)
+        if parts[0] == "mailFolders" and len(parts) == 2 and command == "GET":
+            found = fake.store.folder(mailbox, parts[1])
+            return _Answer(200, fake.store.render_folder(found, render["expand"]), headers)
+        if rest == "calendars" and command == "GET":
+            folders = [f for f in fake.store.folders(mailbox).values() if f.is_calendar]
+            return _Answer(200, {"value": [_calendar(f) for f in folders]}, headers)
+        if rest == "calendars" and command == "POST":
+            name = str(_json_object(raw).get("name") or "")
+            return _Answer(201, _calendar(fake.store.add_calendar(mailbox, name)), headers)
+        if parts[0] == "calendars" and len(parts) == 2 and command == "DELETE":
+            fake.store.remove_calendar(mailbox, parts[1])
+            return _Answer(204)
+        if rest in ("events", "calendarView", "calendars") or parts[0] in ("events", "calendars"):
             raise _not_allowed()
+        raise GraphFault(400, "BadRequest", f"Resource not found for the segment '{parts[-1]}'.")
+
+    def _collection(
+        self,
+        fake: GraphFake,
+        mailbox: str,
+        folder: str,
+        query: dict[str, str],
+        raw: bytes,
+        render: dict[str, Any],
+        headers: dict[str, str],
+    ) -> _Answer:
+        store = fake.store
+        if self.command == "POST":
+            event, _created = store.create(mailbox, _json_object(raw), folder)
+            # An identical repeat of a transactionId answers 201 with the first event.
+            body = store.render(event, **{**render, "expand": None})
+            body["@odata.context"] = fake.context_url(mailbox, entity=True)
+            location = f"{fake.graph_url}/users/{quote(mailbox)}/events/{event.id}"
+            return _Answer(201, body, {**headers, "Location": location})
+        if self.command == "GET":
+            # "List events": the user's default calendar (or the calendar named in the path),
+            # never Deleted Items nor another calendar.
+            if query.get("filter"):
+                prop_id, value = parse_extended_filter(query["filter"])
+                events = store.with_extended(mailbox, prop_id, value, folder)
+            else:
+                events = store.all(mailbox, folder)
+            path = "events" if folder == CALENDAR else f"calendars/{folder}/events"
+            return _Answer(200, self._page(fake, mailbox, path, events, query, render), headers)
+        raise _not_allowed()
+
+    def _item(
+        self,
+        fake: GraphFake,
+        mailbox: str,
+        event_id: str,
+        render: dict[str, Any],
+        raw: bytes,
+        headers: dict[str, str],
+    ) -> _Answer:
+        store = fake.store
+        event = store.get(mailbox, event_id)
+        if event.folder == DELETED_ITEMS and fake.behaviour.deleted_item_get == "not_found":
+            raise GraphFault(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
         if_match = self.headers.get("If-Match")
         if self.command == "GET":
-            body = store.render(store.get(mailbox, event_id), **render)
+            body = store.render(event, **render)
             return _Answer(
                 200, {"@odata.context": fake.context_url(mailbox, True), **body}, headers
             )
         if self.command == "PATCH":
-            event = store.update(mailbox, event_id, _json_object(raw), if_match)
-            body = store.render(event, **{**render, "expand": None})
+            updated = store.update(mailbox, event_id, _json_object(raw), if_match)
+            body = store.render(updated, **{**render, "expand": None})
             return _Answer(
                 200, {"@odata.context": fake.context_url(mailbox, True), **body}, headers
             )
@@ -213,32 +335,42 @@ class GraphRequestHandler(BaseHTTPRequestHandler):
             return _Answer(204)
         raise _not_allowed()
 
-    def _list(
-        self, fake: GraphFake, mailbox: str, query: dict[str, str], render: dict[str, Any]
+    @staticmethod
+    def _page(
+        fake: GraphFake,
+        mailbox: str,
+        path: str,
+        events: list[StoredEvent],
+        query: dict[str, str],
+        render: dict[str, Any],
     ) -> dict[str, Any]:
-        store = fake.store
-        if query.get("filter"):
-            prop_id, value = parse_extended_filter(query["filter"])
-            events = store.with_extended(mailbox, prop_id, value)
-        else:
-            events = store.all(mailbox)
-        top = _int_param(query, "top", 10)  # Graph pages /events by 10 unless $top says more
+        top = _int_param(query, "top", 10)  # Graph pages by 10 unless $top says more
         skip = _int_param(query, "skip", 0)
         page = events[skip : skip + top]
         answer: dict[str, Any] = {
             "@odata.context": fake.context_url(mailbox, entity=False),
-            "value": [store.render(e, **render) for e in page],
+            "value": [fake.store.render(e, **render) for e in page],
         }
         if skip + top < len(events):
-            params = {f"${k}": v for k, v in query.items()}
+            params = {_PLAIN.get(k, f"${k}"): v for k, v in query.items()}
             params["$skip"] = str(skip + top)
             answer["@odata.nextLink"] = (
-                f"{fake.graph_url}/users/{quote(mailbox)}/events?{urlencode(params)}"
+                f"{fake.graph_url}/users/{quote(mailbox)}/{path}?{urlencode(params)}"
             )
         return answer
 
 
-_APPLIED = ("outlook.timezone", "idtype", "outlook.body-content-type")
+# Query parameters without a `$` (calendarView's window).
+_PLAIN = {"startdatetime": "startDateTime", "enddatetime": "endDateTime"}
+
+
+def _calendar(folder: Folder) -> dict[str, Any]:
+    return {
+        "id": folder.id,
+        "name": folder.name,
+        "isDefaultCalendar": folder.key == CALENDAR,
+        "canEdit": True,
+    }
 
 
 def _fault_answer(fault: GraphFault) -> _Answer:

@@ -1,8 +1,12 @@
-"""The fake's mailboxes: calendar events with Graph's create/read/update/delete semantics.
+"""The fake's mailboxes: folders and calendar events with Graph's semantics.
 
 Pure state and rules, no HTTP: the request handler (graph_http.py) parses requests and calls in
 here, and the test controls (graph_fake.py) read and change the same state. Thread-safe: every
 public method takes the store's lock, because the HTTP server answers requests in threads.
+
+Where Graph's documentation leaves a behaviour open, the store follows `Behaviour` (a switch
+per open point, listed in docs/graph.md with the setting used until a tenant run records the
+answer).
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import json
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from tests.fakes.graph_errors import (
     GraphFault,
@@ -50,6 +55,11 @@ WRITABLE_DEFAULTS: dict[str, Any] = {
 SHOW_AS = frozenset({"free", "tentative", "busy", "oof", "workingElsewhere", "unknown"})
 SENSITIVITY = frozenset({"normal", "personal", "private", "confidential"})
 READ_ONLY = frozenset({"id", "changeKey", "createdDateTime", "lastModifiedDateTime", "iCalUId"})
+# MAPI properties by tag (singleValueLegacyExtendedProperty "Binary 0x…" form).
+PARENT_ENTRY_ID = "binary 0x0e09"  # PidTagParentEntryId of an item
+ENTRY_ID = "binary 0x0fff"  # PidTagEntryId of a folder
+CALENDAR = "calendar"  # the default calendar's key
+DELETED_ITEMS = "deleteditems"  # the well-known mail folder
 
 _ANY_FILTER = re.compile(
     r"^\s*singleValueExtendedProperties/any\(\s*(\w+)\s*:\s*\1/id\s+eq\s+'((?:[^']|'')*)'"
@@ -60,6 +70,44 @@ _EXPAND = re.compile(r"^\s*singleValueExtendedProperties(?:\(\$filter=(.*)\))?\s
 _ID_EQ = re.compile(r"id\s+eq\s+'((?:[^']|'')*)'", re.IGNORECASE)
 
 
+@dataclass
+class Behaviour:
+    """Graph's behaviour where its documentation is silent: one switch per open point.
+
+    Each default is the fake's reading until a tenant run (`make graph-contract`) records the
+    answer; docs/graph.md lists them.
+    """
+
+    # How long a transactionId is remembered: while its event exists ("event"), for good
+    # ("forever"), or a number of (fake) seconds. The event resource page documents only that
+    # it avoids redundant POSTs.
+    transaction_memory: Literal["event", "forever"] | float = "event"
+    # Where a transactionId must be unique: in the mailbox, or across the application.
+    transaction_scope: Literal["mailbox", "application"] = "mailbox"
+    # The status of ErrorDuplicateTransactionId (seen as 400 and as 409).
+    duplicate_transaction_status: int = 400
+    # What GET/PATCH by id answer for an event in Deleted Items ("ok": as before, since the
+    # immutable id survives a move; "not_found": 404 ErrorItemNotFound).
+    deleted_item_get: Literal["ok", "not_found"] = "ok"
+    # DELETE on an event moves it to Deleted Items (a second DELETE purges it), as a user's
+    # delete in Outlook does; False: the first DELETE purges.
+    delete_moves_to_deleted_items: bool = True
+    # A comma-joined Prefer header is honoured in full (RFC 7240 allows it; Graph's pages show
+    # one header per preference). False: only its first preference counts.
+    combined_prefer: bool = True
+
+
+def property_key(prop_id: str) -> str:
+    """An extended property id as Graph compares it.
+
+    The singleValueLegacyExtendedProperty "get" page: filtering on the string Name in the id is
+    case-sensitive (type and GUID are not: they name the same property in any case).
+    """
+    head, sep, name = prop_id.partition(" Name ")
+    head = " ".join(head.lower().split())
+    return f"{head}{sep}{name}" if sep else head
+
+
 def _new_id() -> str:
     # Opaque, URL-safe, immutable: the shape of an ImmutableId, not its content.
     return "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A" + secrets.token_urlsafe(24)
@@ -67,6 +115,15 @@ def _new_id() -> str:
 
 def _new_change_key() -> str:
     return base64.b64encode(secrets.token_bytes(16)).decode()
+
+
+@dataclass
+class Folder:
+    key: str  # CALENDAR, DELETED_ITEMS, or a secondary calendar's id
+    id: str
+    name: str
+    entry_id: bytes
+    is_calendar: bool
 
 
 @dataclass
@@ -83,9 +140,10 @@ class StoredEvent:
     end_zone: str
     transaction_id: str | None = None
     create_fingerprint: str = ""
-    extended: dict[str, tuple[str, str]] = field(default_factory=dict)  # lower(id) → (id, value)
+    extended: dict[str, tuple[str, str]] = field(default_factory=dict)  # key → (id, value)
     ical_uid: str = ""
     seq: int = 0
+    folder: str = CALENDAR
 
     @property
     def etag(self) -> str:
@@ -98,6 +156,14 @@ class Removal:
     id: str
     start: datetime
     end: datetime
+
+
+@dataclass
+class _Remembered:
+    event_id: str
+    mailbox: str
+    fingerprint: str
+    at: float
 
 
 def parse_extended_filter(expression: str) -> tuple[str, str]:
@@ -138,26 +204,93 @@ def _html_as_text(markup: str) -> str:
 class GraphStore:
     """Events per mailbox (keys are lower-cased UPNs: mailbox names ignore case)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        behaviour: Behaviour | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.lock = threading.RLock()
+        self.behaviour = behaviour or Behaviour()
+        self._clock = clock or (lambda: 0.0)
         self._events: dict[str, dict[str, StoredEvent]] = {}
-        self._transactions: dict[tuple[str, str], str] = {}
+        self._folders: dict[str, dict[str, Folder]] = {}
+        self._transactions: dict[tuple[str, str], _Remembered] = {}
         self._removals: dict[str, list[Removal]] = {}
         self._seq = 0
 
+    # --- folders ------------------------------------------------------------------------------
+    def folders(self, mailbox: str) -> dict[str, Folder]:
+        """The mailbox's folders: its default calendar and Deleted Items always exist."""
+        with self.lock:
+            found = self._folders.get(mailbox)
+            if found is None:
+                found = {
+                    CALENDAR: self._folder(CALENDAR, "Calendar", is_calendar=True),
+                    DELETED_ITEMS: self._folder(DELETED_ITEMS, "Deleted Items", False),
+                }
+                self._folders[mailbox] = found
+            return found
+
+    def folder(self, mailbox: str, key_or_id: str) -> Folder:
+        """A folder by key, well-known name or id (404 ErrorItemNotFound otherwise)."""
+        folders = self.folders(mailbox)
+        wanted = key_or_id.lower() if key_or_id.lower() in folders else key_or_id
+        for folder in folders.values():
+            if wanted in (folder.key, folder.id):
+                return folder
+        raise item_not_found()
+
+    def add_calendar(self, mailbox: str, name: str) -> Folder:
+        with self.lock:
+            folder = self._folder("", name, is_calendar=True)
+            folder.key = folder.id
+            self.folders(mailbox)[folder.key] = folder
+            return folder
+
+    def remove_calendar(self, mailbox: str, key: str) -> None:
+        with self.lock:
+            folder = self.folder(mailbox, key)
+            if folder.key in (CALENDAR, DELETED_ITEMS):
+                raise GraphFault(
+                    400, "ErrorCannotDeleteObject", "The default calendar cannot be deleted."
+                )
+            for event in [e for e in self.everything(mailbox) if e.folder == folder.key]:
+                self._purge(mailbox, event)
+            del self.folders(mailbox)[folder.key]
+
+    @staticmethod
+    def _folder(key: str, name: str, is_calendar: bool) -> Folder:
+        return Folder(
+            key=key,
+            id="AAMkAGVmMDEzMTM4LTZmYWUtNDdkNC1hMDZi" + secrets.token_urlsafe(18),
+            name=name,
+            entry_id=b"\x00\x00\x00\x00" + secrets.token_bytes(42),
+            is_calendar=is_calendar,
+        )
+
     # --- writes -------------------------------------------------------------------------------
-    def create(self, mailbox: str, body: dict[str, Any]) -> tuple[StoredEvent, bool]:
-        """Create an event; (event, False) when `transactionId` names an identical earlier one."""
+    def create(
+        self, mailbox: str, body: dict[str, Any], folder: str = CALENDAR
+    ) -> tuple[StoredEvent, bool]:
+        """Create an event; (event, False) when `transactionId` names an identical earlier one.
+
+        The event resource page: transactionId lets the server avoid redundant POSTs of the same
+        event; the Behaviour switches say how long, where, and what a conflict answers.
+        """
         with self.lock:
             transaction_id = body.get("transactionId")
             fingerprint = json.dumps(body, sort_keys=True)
             if isinstance(transaction_id, str) and transaction_id:
-                known = self._transactions.get((mailbox, transaction_id))
-                event = self._events.get(mailbox, {}).get(known or "")
-                if event is not None:
-                    if event.create_fingerprint != fingerprint:
-                        raise duplicate_transaction()
-                    return event, False
+                known = self._remembered(mailbox, transaction_id)
+                if known is not None:
+                    event = self._events.get(known.mailbox, {}).get(known.event_id)
+                    if (
+                        event is not None
+                        and known.mailbox == mailbox
+                        and known.fingerprint == fingerprint
+                    ):
+                        return event, False
+                    raise duplicate_transaction(self.behaviour.duplicate_transaction_status)
             now = datetime.now(UTC)
             start, start_zone = self._required_time(body, "start")
             end, end_zone = self._required_time(body, "end")
@@ -175,13 +308,16 @@ class GraphStore:
                 transaction_id=transaction_id if isinstance(transaction_id, str) else None,
                 create_fingerprint=fingerprint,
                 ical_uid="040000008200E00074C5B7101A82E00800000000" + secrets.token_hex(16),
+                folder=self.folder(mailbox, folder).key,
             )
             self._apply(event, body, creating=True)
             self._check_times(event)
             event.seq = self._next_seq()
             self._events.setdefault(mailbox, {})[event.id] = event
             if event.transaction_id:
-                self._transactions[(mailbox, event.transaction_id)] = event.id
+                self._transactions[self._tx_key(mailbox, event.transaction_id)] = _Remembered(
+                    event.id, mailbox, fingerprint, self._clock()
+                )
             return event, True
 
     def update(
@@ -196,44 +332,120 @@ class GraphStore:
             candidate = copy.deepcopy(event)
             self._apply(candidate, body, creating=False)
             self._check_times(candidate)
-            candidate.change_key = _new_change_key()
-            candidate.modified = datetime.now(UTC)
-            candidate.seq = self._next_seq()
+            self._touch(candidate)
             self._events[mailbox][event_id] = candidate
             return candidate
 
     def delete(self, mailbox: str, event_id: str, if_match: str | None = None) -> None:
+        """DELETE: to Deleted Items (where a user's delete in Outlook also puts it); from
+        there, or with the switch off, the event goes for good."""
         with self.lock:
             event = self.get(mailbox, event_id)
             self._check_if_match(event, if_match)
-            del self._events[mailbox][event_id]
-            if event.transaction_id:
-                # The fake forgets the transactionId with the event: Graph documents nothing
-                # about reuse after a delete, so clients must not rely on either behaviour.
-                self._transactions.pop((mailbox, event.transaction_id), None)
+            if event.folder != DELETED_ITEMS and self.behaviour.delete_moves_to_deleted_items:
+                self.move(mailbox, event_id, DELETED_ITEMS)
+            else:
+                self._purge(mailbox, event)
+
+    def purge(self, mailbox: str, event_id: str) -> None:
+        """Gone for good, from whichever folder (emptied Deleted Items, a hard delete)."""
+        with self.lock:
+            self._purge(mailbox, self.get(mailbox, event_id))
+
+    def move(self, mailbox: str, event_id: str, folder: str) -> StoredEvent:
+        """Move the event to another folder; its (immutable) id stays, its change key does not.
+
+        "Obtain immutable identifiers for Outlook resources": the id does not change when the
+        item moves to another folder of the same mailbox.
+        """
+        with self.lock:
+            event = self.get(mailbox, event_id)
+            target = self.folder(mailbox, folder)
+            if target.key == event.folder:
+                return event
+            was_in_calendar = event.folder == CALENDAR
+            event.folder = target.key
+            self._touch(event)
+            if was_in_calendar:
+                # Seen from the calendar (calendarView/delta), the event is removed.
+                self._removals.setdefault(mailbox, []).append(
+                    Removal(self._next_seq(), event_id, event.start, event.end)
+                )
+            return event
+
+    def _purge(self, mailbox: str, event: StoredEvent) -> None:
+        del self._events[mailbox][event.id]
+        if event.transaction_id and self.behaviour.transaction_memory == "event":
+            self._transactions.pop(self._tx_key(mailbox, event.transaction_id), None)
+        if event.folder == CALENDAR:
             self._removals.setdefault(mailbox, []).append(
-                Removal(self._next_seq(), event_id, event.start, event.end)
+                Removal(self._next_seq(), event.id, event.start, event.end)
             )
+
+    def _touch(self, event: StoredEvent) -> None:
+        event.change_key = _new_change_key()
+        event.modified = datetime.now(UTC)
+        event.seq = self._next_seq()
+
+    def _tx_key(self, mailbox: str, transaction_id: str) -> tuple[str, str]:
+        scope = "" if self.behaviour.transaction_scope == "application" else mailbox
+        return scope, transaction_id
+
+    def _remembered(self, mailbox: str, transaction_id: str) -> _Remembered | None:
+        key = self._tx_key(mailbox, transaction_id)
+        known = self._transactions.get(key)
+        if known is None:
+            return None
+        memory = self.behaviour.transaction_memory
+        if isinstance(memory, int | float) and self._clock() - known.at > memory:
+            del self._transactions[key]
+            return None
+        if memory == "event" and known.event_id not in self._events.get(known.mailbox, {}):
+            del self._transactions[key]
+            return None
+        return known
 
     # --- reads --------------------------------------------------------------------------------
     def get(self, mailbox: str, event_id: str) -> StoredEvent:
+        """An event by id, in whichever folder it is (the id survives moves)."""
         with self.lock:
             event = self._events.get(mailbox, {}).get(event_id)
             if event is None:
                 raise item_not_found()
             return event
 
-    def all(self, mailbox: str) -> list[StoredEvent]:
+    def all(self, mailbox: str, folder: str = CALENDAR) -> list[StoredEvent]:
+        """The events of one folder (default: the default calendar), oldest first."""
+        with self.lock:
+            key = self.folder(mailbox, folder).key
+            return sorted(
+                (e for e in self._events.get(mailbox, {}).values() if e.folder == key),
+                key=lambda e: e.created,
+            )
+
+    def everything(self, mailbox: str) -> list[StoredEvent]:
         with self.lock:
             return sorted(self._events.get(mailbox, {}).values(), key=lambda e: e.created)
 
-    def with_extended(self, mailbox: str, prop_id: str, value: str) -> list[StoredEvent]:
-        key = prop_id.lower()
+    def with_extended(
+        self, mailbox: str, prop_id: str, value: str, folder: str = CALENDAR
+    ) -> list[StoredEvent]:
+        """Events of the folder whose property `prop_id` has `value`.
+
+        The singleValueLegacyExtendedProperty "get" page: the Name in the id is matched
+        case-sensitively, the value case-insensitively.
+        """
+        key = property_key(prop_id)
+        wanted = value.casefold()
         return [
             event
-            for event in self.all(mailbox)
-            if key in event.extended and event.extended[key][1] == value
+            for event in self.all(mailbox, folder)
+            if key in event.extended and event.extended[key][1].casefold() == wanted
         ]
+
+    def in_view(self, mailbox: str, start: datetime, end: datetime) -> list[StoredEvent]:
+        """calendarView: the default calendar's events overlapping [start, end)."""
+        return [e for e in self.all(mailbox) if e.start < end and e.end > start]
 
     def changes_since(
         self, mailbox: str, seq: int, start: datetime, end: datetime
@@ -266,7 +478,9 @@ class GraphStore:
         expand: list[str] | None = None,
         select: set[str] | None = None,
     ) -> dict[str, Any]:
-        """The event's JSON as Graph answers it (times in `zone`, body as html unless asked)."""
+        """The event's JSON as Graph answers it (times in `zone`, body as HTML unless text is
+        preferred: the event resource page, body "can be in HTML or text", and the
+        outlook.body-content-type preference)."""
         body = dict(event.props["body"])
         stored_type = str(body.get("contentType", "text")).lower()
         wanted = (body_type or "html").lower()
@@ -281,7 +495,6 @@ class GraphStore:
             "createdDateTime": format_timestamp(event.created),
             "lastModifiedDateTime": format_timestamp(event.modified),
             "changeKey": event.change_key,
-            "transactionId": event.transaction_id,
             "originalStartTimeZone": event.start_zone,
             "originalEndTimeZone": event.end_zone,
             "iCalUId": event.ical_uid,
@@ -296,15 +509,35 @@ class GraphStore:
             "start": format_graph_date_time(event.start, zone),
             "end": format_graph_date_time(event.end, zone),
         }
+        if event.transaction_id is not None:
+            # "Only returned in a response payload if an app has set it" (event resource).
+            data["transactionId"] = event.transaction_id
         data["locations"] = [data["location"]] if data["location"].get("displayName") else []
         if select is not None:
             data = {k: v for k, v in data.items() if k in select or k in ("id", "@odata.etag")}
         if expand is not None:
-            wanted_ids = {i.lower() for i in expand}
+            data["singleValueExtendedProperties"] = self._expanded(event, expand)
+        return data
+
+    def _expanded(self, event: StoredEvent, expand: list[str]) -> list[dict[str, str]]:
+        wanted = {property_key(i) for i in expand}
+        found = [
+            {"id": pid, "value": value}
+            for key, (pid, value) in event.extended.items()
+            if not wanted or key in wanted
+        ]
+        if PARENT_ENTRY_ID in wanted:
+            folder = self.folder(event.mailbox, event.folder)
+            found.append(
+                {"id": "Binary 0x0e09", "value": base64.b64encode(folder.entry_id).decode()}
+            )
+        return found
+
+    def render_folder(self, folder: Folder, expand: list[str] | None) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": folder.id, "displayName": folder.name}
+        if expand is not None and ENTRY_ID in {property_key(i) for i in expand}:
             data["singleValueExtendedProperties"] = [
-                {"id": pid, "value": value}
-                for key, (pid, value) in event.extended.items()
-                if not wanted_ids or key in wanted_ids
+                {"id": "Binary 0x0fff", "value": base64.b64encode(folder.entry_id).decode()}
             ]
         return data
 
@@ -387,7 +620,18 @@ class GraphStore:
         for prop in value:
             if not (isinstance(prop, dict) and isinstance(prop.get("id"), str)):
                 raise bad_request("A singleValueExtendedProperty needs an id and a value.")
-            event.extended[prop["id"].lower()] = (prop["id"], str(prop.get("value", "")))
+            key = property_key(prop["id"])
+            if key.startswith(("binary 0x", "string 0x")):
+                raise bad_request("MAPI properties by tag are read-only here.", "ErrorAccessDenied")
+            event.extended[key] = (prop["id"], str(prop.get("value", "")))
 
 
-__all__ = ["GraphFault", "GraphStore", "StoredEvent", "parse_expand", "parse_extended_filter"]
+__all__ = [
+    "Behaviour",
+    "GraphFault",
+    "GraphStore",
+    "StoredEvent",
+    "parse_expand",
+    "parse_extended_filter",
+    "property_key",
+]

@@ -6,11 +6,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from calendar_sync.settings import CalendarSyncSettings
 from crm_platform.eventstore import StoreLocation
 from crm_platform.messaging.transport import KafkaTransport
 
 from tests.fakes import GraphFake
 from tests.integration.calendar_sync.support import Harness, unique_topics
+
+# The activities of these tests sit in 2026: reconciliation's window must hold them whenever
+# the tests run.
+OPTIONS = CalendarSyncSettings(reconcile_days_back=3650, reconcile_days_ahead=3650)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -47,7 +52,9 @@ def harness(
     tmp_path: Path,
 ) -> Iterator[Harness]:
     """calendar-sync on Kafka with the Graph fake as Outlook, consumers running."""
-    running = Harness.build(kafka, unique_topics(topic_factory), store, tmp_path, fake=fake)
+    running = Harness.build(
+        kafka, unique_topics(topic_factory), store, tmp_path, fake=fake, options=OPTIONS
+    )
     running.start()
     yield running
     running.close()

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from calendar_sync.calendar import Calendar
+from calendar_sync.lanes import Pace
 from calendar_sync.service import INFRASTRUCTURE_ERRORS, CalendarSyncService, Topics
 from calendar_sync.settings import CalendarSyncSettings, GraphSettings
 from calendar_sync.state import SyncRecord
@@ -158,13 +159,16 @@ def customer(customer_id: str, name: str, version: int = 1) -> CustomerSnapshot:
     )
 
 
-def graph_settings(fake: GraphFake) -> GraphSettings:
+def graph_settings(fake: GraphFake, **overrides: Any) -> GraphSettings:
+    """Settings for the fake; waits Graph prescribes run on the fake's clock (see `pace`),
+    and an uncertain create looks again after one (fake) second unless told otherwise."""
     return GraphSettings(
         tenant_id=fake.tenant,
         client_id=fake.client_id,
         client_secret=fake.client_secret,
         base_url=fake.graph_url,
         token_url=fake.token_url,
+        **({"settle_seconds": 1.0} | overrides),
     )
 
 
@@ -197,16 +201,22 @@ class Harness:
         calendar: Calendar | None = None,
         options: CalendarSyncSettings | None = None,
         policy: RetryPolicy = FAST_RETRIES,
+        graph: GraphSettings | None = None,
+        pace: Pace | None = None,
     ) -> Harness:
+        """The service; with a fake, its lanes wait by the fake's clock (`pace`)."""
+        if graph is None and fake is not None:
+            graph = graph_settings(fake)
         service = CalendarSyncService.build(
             RuntimeSettings(postgres_dsn=None, kafka_bootstrap=None, data_dir=tmp_path),
             transport,
             options or CalendarSyncSettings(),
-            graph=graph_settings(fake) if fake is not None else None,
+            graph=graph,
             calendar=calendar,
             topics=topics,
             policy=policy,
             store=store,
+            pace=pace or (fake.clock if fake is not None else None),
         )
         return cls(service, transport)
 
@@ -252,14 +262,26 @@ class Harness:
     def record(self, activity: Activity) -> SyncRecord | None:
         return self.service.state.get(str(activity.id))
 
-    def applied(self, activity: Activity, timeout: float = 30.0) -> SyncRecord:
-        """The activity's row once its latest version is applied."""
+    def staged(self, activity: Activity, timeout: float = 30.0) -> SyncRecord:
+        """The activity's row once its latest version is in the wanted state (consumed)."""
 
         def probe() -> SyncRecord | None:
             found = self.record(activity)
             return found if found is not None and found.version >= activity.version else None
 
         return wait_until(probe, timeout=timeout, message=f"{activity.id} v{activity.version}")
+
+    def applied(self, activity: Activity, timeout: float = 30.0) -> SyncRecord:
+        """The activity's row once its latest version is consumed and its lane wrote it."""
+
+        def probe() -> SyncRecord | None:
+            found = self.record(activity)
+            done = found is not None and found.version >= activity.version
+            return found if done and found is not None and found.due_at is None else None
+
+        return wait_until(
+            probe, timeout=timeout, message=f"{activity.id} v{activity.version} written"
+        )
 
 
 class Collector:

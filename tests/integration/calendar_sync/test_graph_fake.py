@@ -1,16 +1,23 @@
-"""The Graph fake itself, over plain httpx, against the facts in docs/graph.md."""
+"""The Graph fake itself, over plain httpx, against the facts in docs/graph.md.
+
+Each behaviour has its own test, and each test of a behaviour Graph documents names the page
+it follows (learn.microsoft.com/graph/…). Where the documentation is silent the fake follows a
+switch (`Behaviour`); those tests say so, and `make graph-contract` checks the same answers
+against a tenant (test_graph_contract.py).
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
 
-from tests.fakes import GraphFake
+from tests.fakes import Behaviour, FakeClock, GraphFake
+from tests.support.polling import wait_until
 
 UPN = "anna.jensen@mediegruppen.dk"
 PROP = "String {6d0c7d7e-3f8a-4e0b-9a51-2b6c4f1e8a37} Name CrmActivityId"
@@ -23,20 +30,31 @@ def fake() -> Iterator[GraphFake]:
         yield running
 
 
-def get_token(fake: GraphFake) -> str:
+def get_token(fake: GraphFake, client_id: str | None = None, secret: str | None = None) -> str:
     form = {
         "grant_type": "client_credentials",
-        "client_id": fake.client_id,
-        "client_secret": fake.client_secret,
+        "client_id": client_id or fake.client_id,
+        "client_secret": secret or fake.client_secret,
         "scope": SCOPE,
     }
     return str(httpx.post(fake.token_url, data=form).json()["access_token"])
 
 
+def authorized(
+    fake: GraphFake,
+    upn: str = UPN,
+    *,
+    client_id: str | None = None,
+    secret: str | None = None,
+    timeout: float = 5.0,
+) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {get_token(fake, client_id, secret)}"}
+    return httpx.Client(base_url=f"{fake.graph_url}/users/{upn}", headers=headers, timeout=timeout)
+
+
 @pytest.fixture
 def http(fake: GraphFake) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {get_token(fake)}"}
-    with httpx.Client(base_url=f"{fake.graph_url}/users/{UPN}", headers=headers) as client:
+    with authorized(fake) as client:
         yield client
 
 
@@ -129,11 +147,10 @@ def test_defaults_for_properties_the_client_does_not_send(http: httpx.Client) ->
         "/events", json={k: v for k, v in event_body().items() if k in ("start", "end")}
     ).json()
     assert (event["isReminderOn"], event["reminderMinutesBeforeStart"]) == (True, 15)
-    assert (event["showAs"], event["sensitivity"], event["transactionId"]) == (
-        "busy",
-        "normal",
-        None,
-    )
+    assert (event["showAs"], event["sensitivity"]) == ("busy", "normal")
+    # api/resources/event: transactionId "is only returned in a response payload if an app
+    # has set it".
+    assert "transactionId" not in event
 
 
 @pytest.mark.parametrize(
@@ -187,6 +204,7 @@ def test_body_comes_back_as_html_unless_text_is_preferred(http: httpx.Client) ->
 def test_repeated_transaction_id_returns_the_same_event(
     fake: GraphFake, http: httpx.Client
 ) -> None:
+    # api/resources/event, transactionId: the server avoids redundant POSTs of the same event.
     body = event_body(transactionId="crm-activity-42-v1")
     first = http.post("/events", json=body)
     again = http.post("/events", json=body)
@@ -274,9 +292,17 @@ def test_patch_with_a_stale_etag_is_412(http: httpx.Client) -> None:
     assert http.get(f"/events/{created['id']}").json()["subject"] == "v2"
 
 
-def test_delete_is_204_then_the_event_is_not_found(http: httpx.Client) -> None:
+def test_delete_moves_to_deleted_items_and_a_second_delete_purges(
+    fake: GraphFake, http: httpx.Client
+) -> None:
+    # api/event-delete removes the event from its calendar; api/event-permanentdelete is the
+    # hard delete: a plain delete lands in Deleted Items, where a delete purges it.
     event_id = http.post("/events", json=event_body()).json()["id"]
     assert http.delete(f"/events/{event_id}").status_code == 204
+    assert fake.events(UPN) == []
+    assert fake.folder_of(UPN, event_id) == "deleteditems"
+    assert http.delete(f"/events/{event_id}").status_code == 204
+    assert fake.all_events(UPN) == []
     assert_graph_error(http.get(f"/events/{event_id}"), 404, "ErrorItemNotFound")
     assert_graph_error(http.delete(f"/events/{event_id}"), 404, "ErrorItemNotFound")
     assert_graph_error(
@@ -284,10 +310,51 @@ def test_delete_is_204_then_the_event_is_not_found(http: httpx.Client) -> None:
     )
 
 
-def test_a_user_deleting_in_outlook_removes_the_event(fake: GraphFake, http: httpx.Client) -> None:
+def test_a_user_deleting_in_outlook_moves_the_event_to_deleted_items(
+    fake: GraphFake, http: httpx.Client
+) -> None:
+    # outlook-immutable-id: an immutable id does not change when the item moves to another
+    # folder of the mailbox, so the deleted event still answers by its id (switch
+    # deleted_item_get="ok"; "not_found" is the other reading, tested below).
     event_id = http.post("/events", json=event_body()).json()["id"]
     fake.delete_as_user(UPN, event_id)
     assert fake.events(UPN) == []
+    assert [e["id"] for e in fake.deleted_items(UPN)] == [event_id]
+    assert http.get(f"/events/{event_id}").status_code == 200
+    assert http.get("/events").json()["value"] == []
+    window = {"startDateTime": "2026-03-01T00:00:00Z", "endDateTime": "2026-04-01T00:00:00Z"}
+    assert http.get("/calendarView", params=window).json()["value"] == []
+    fake.restore_as_user(UPN, event_id)
+    assert [e["id"] for e in fake.events(UPN)] == [event_id]
+
+
+def test_the_parent_folder_of_a_deleted_event_is_deleted_items(
+    fake: GraphFake, http: httpx.Client
+) -> None:
+    # api/singlevaluelegacyextendedproperty-get: a MAPI property by tag can be expanded;
+    # PidTagParentEntryId (0x0E09) of the item equals PidTagEntryId (0x0FFF) of its folder.
+    event_id = http.post("/events", json=event_body()).json()["id"]
+    parent = "singleValueExtendedProperties($filter=id eq 'Binary 0x0E09')"
+    folder = http.get(
+        "/mailFolders/deleteditems",
+        params={"$expand": "singleValueExtendedProperties($filter=id eq 'Binary 0x0FFF')"},
+    ).json()
+    deleted_items = folder["singleValueExtendedProperties"][0]["value"]
+
+    def parent_of() -> str:
+        read = http.get(f"/events/{event_id}", params={"$expand": parent}).json()
+        return str(read["singleValueExtendedProperties"][0]["value"])
+
+    assert parent_of() != deleted_items
+    fake.delete_as_user(UPN, event_id)
+    assert parent_of() == deleted_items
+
+
+def test_deleted_items_can_answer_404_with_the_switch(fake: GraphFake, http: httpx.Client) -> None:
+    # Open point (docs/graph.md): what GET answers for an event in Deleted Items.
+    fake.behaviour.deleted_item_get = "not_found"
+    event_id = http.post("/events", json=event_body()).json()["id"]
+    fake.delete_as_user(UPN, event_id)
     assert_graph_error(http.get(f"/events/{event_id}"), 404, "ErrorItemNotFound")
 
 
@@ -323,14 +390,40 @@ def test_calendar_view_delta_reports_changes_and_removals(
 
 
 # --- fault injection ----------------------------------------------------------------------------
-def test_throttling_answers_429_with_a_fractional_retry_after(
+def test_throttling_answers_429_with_whole_seconds_of_retry_after(
     fake: GraphFake, http: httpx.Client
 ) -> None:
+    # throttling-limits (Outlook service limits) and throttling: 429 with a Retry-After in
+    # seconds; Outlook's are whole and long (30 to 300 here).
     fake.faults.throttle_ratio = 1.0
     answer = http.get("/events")
     assert_graph_error(answer, 429, "TooManyRequests")
-    assert answer.headers["Retry-After"] == "0.05"
+    assert 30 <= int(answer.headers["Retry-After"]) <= 300
     assert fake.requests(UPN)[-1].outcome == "throttle"
+
+
+def test_asking_before_retry_after_passed_is_throttled_again() -> None:
+    # throttling: "wait the number of seconds specified in the Retry-After header"; a request
+    # before then meets the same throttle, with the seconds still to wait.
+    with GraphFake(clock=FakeClock(scale=1000)) as fake:
+        fake.faults.fail_next("throttle")
+        with authorized(fake) as http:
+            first = http.get("/events")
+            wait = int(first.headers["Retry-After"])
+            again = http.get("/events")
+            assert_graph_error(again, 429, "TooManyRequests")
+            assert 1 <= int(again.headers["Retry-After"]) <= wait
+            assert fake.requests(UPN)[-1].outcome == "blocked"
+            fake.clock.sleep(wait)  # in the fake's seconds: wait / 1000 of ours
+            assert http.get("/events").status_code == 200
+
+
+def test_a_fixed_fractional_retry_after_stays_for_fast_tests(
+    fake: GraphFake, http: httpx.Client
+) -> None:
+    fake.faults.retry_after = "0.05"  # not Graph's: a test that wants fast in-place retries
+    fake.faults.fail_next("throttle")
+    assert http.get("/events").headers["Retry-After"] == "0.05"
 
 
 def test_unavailable_answers_503_with_retry_after(fake: GraphFake, http: httpx.Client) -> None:
@@ -346,6 +439,7 @@ def test_ratios_are_reproducible_with_a_seed() -> None:
     def statuses(seed: int) -> list[int]:
         with GraphFake(seed=seed) as fake:
             fake.faults.throttle_ratio = 0.5
+            fake.faults.enforce_retry_after = False
             headers = {"Authorization": f"Bearer {get_token(fake)}"}
             with httpx.Client(headers=headers) as client:
                 url = f"{fake.graph_url}/users/{UPN}/events"
@@ -367,16 +461,54 @@ def test_a_lost_create_response_drops_the_connection_after_creating(
     assert http.get("/events").status_code == 200  # only creates are affected by the ratio
 
 
-def test_a_lost_create_response_can_look_like_a_504(fake: GraphFake, http: httpx.Client) -> None:
-    fake.faults.lost_response_mode = "504"
+@pytest.mark.parametrize(
+    ("mode", "status", "code"),
+    [
+        ("504", 504, "GatewayTimeout"),
+        ("503", 503, "serviceNotAvailable"),
+        ("500", 500, "InternalServerError"),
+    ],
+)
+def test_a_lost_create_response_can_be_a_5xx_after_the_create(
+    fake: GraphFake,
+    http: httpx.Client,
+    mode: Literal["504", "503", "500"],
+    status: int,
+    code: str,
+) -> None:
+    # errors: 5xx say the service failed, not that nothing happened.
+    fake.faults.lost_response_mode = mode
     fake.faults.fail_next("lose_response", method="POST")
-    assert_graph_error(http.post("/events", json=event_body()), 504, "GatewayTimeout")
+    assert_graph_error(http.post("/events", json=event_body()), status, code)
     assert len(fake.events(UPN)) == 1
+
+
+def test_a_create_can_be_stored_late_after_its_answer_was_lost(
+    fake: GraphFake, http: httpx.Client
+) -> None:
+    fake.faults.late_store_delay = 0.3
+    fake.faults.lost_response_mode = "504"
+    fake.faults.fail_next("late_store", method="POST")
+    assert http.post("/events", json=event_body()).status_code == 504
+    assert fake.events(UPN) == []  # not yet
+    assert fake.pending_stores() == 1
+    wait_until(lambda: len(fake.events(UPN)) == 1, message="the late store")
+    assert fake.pending_stores() == 0
+
+
+def test_a_client_that_times_out_does_not_stop_the_server_creating(fake: GraphFake) -> None:
+    fake.faults.slow_create_seconds = 0.5
+    fake.faults.fail_next("slow_create", method="POST")
+    with authorized(fake, timeout=0.2) as http, pytest.raises(httpx.ReadTimeout):
+        http.post("/events", json=event_body())
+    wait_until(lambda: len(fake.events(UPN)) == 1, message="the slow create")
+    assert fake.requests(UPN, "POST")[0].outcome == "slow_create"
 
 
 def test_scripted_faults_hit_the_next_matching_requests(
     fake: GraphFake, http: httpx.Client
 ) -> None:
+    fake.faults.enforce_retry_after = False  # here only the order of scripted faults counts
     fake.faults.fail_next("gateway_timeout", method="POST", mailbox=UPN)
     fake.faults.fail_next("unavailable", times=2, method="GET")
     assert http.get("/events").status_code == 503
@@ -450,3 +582,250 @@ def test_the_request_log_records_each_request_with_timestamps(
     assert records[0].client_request_id == "abc"
     assert records[0].started <= records[0].finished <= records[1].started  # type: ignore[operator]
     assert records[0].at.tzinfo is not None
+
+
+# --- strict where Graph is strict -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [
+        ("invalid_user", 404, "ErrorInvalidUser"),
+        ("not_enabled", 404, "MailboxNotEnabledForRESTAPI"),
+        ("access_denied", 403, "ErrorAccessDenied"),
+    ],
+)
+def test_a_mailbox_that_refuses_the_app_answers_every_request_so(
+    fake: GraphFake,
+    http: httpx.Client,
+    kind: Literal["invalid_user", "not_enabled", "access_denied"],
+    status: int,
+    code: str,
+) -> None:
+    # errors (403: no permission or licence; 404: the resource does not exist) and "Limiting
+    # application permissions to specific Exchange Online mailboxes" (access policies): the
+    # mailbox, not one event, refuses, whatever the request asks for.
+    event_id = http.post("/events", json=event_body()).json()["id"]
+    fake.mailbox_unavailable(UPN, kind)
+    window = {"startDateTime": "2026-03-01T00:00:00Z", "endDateTime": "2026-04-01T00:00:00Z"}
+    for answer in (
+        http.get(f"/events/{event_id}"),
+        http.patch(f"/events/{event_id}", json={"subject": "x"}),
+        http.delete(f"/events/{event_id}"),
+        http.get("/events"),
+        http.post("/events", json=event_body()),
+        http.get("/calendarView", params=window),
+    ):
+        assert_graph_error(answer, status, code)
+    fake.mailbox_available(UPN)
+    assert http.get(f"/events/{event_id}").status_code == 200
+
+
+def test_tokens_must_carry_the_calendar_role(fake: GraphFake) -> None:
+    # The event pages' permission tables: application permission Calendars.Read to read,
+    # Calendars.ReadWrite to write; a token without it is refused with 403.
+    fake.add_app("no-calendars", "secret-1", ("User.Read.All",))
+    fake.add_app("read-only", "secret-2", ("Calendars.Read",))
+    with authorized(fake, client_id="no-calendars", secret="secret-1") as none:
+        assert_graph_error(none.get("/events"), 403, "ErrorAccessDenied")
+    with authorized(fake, client_id="read-only", secret="secret-2") as reader:
+        assert reader.get("/events").status_code == 200
+        assert_graph_error(reader.post("/events", json=event_body()), 403, "ErrorAccessDenied")
+
+
+def test_the_concurrency_limit_is_per_application_across_its_clients(fake: GraphFake) -> None:
+    # throttling-limits, Outlook service limits: 4 concurrent requests per app and mailbox,
+    # however many clients (processes, pods) the app runs; another app has its own 4.
+    fake.add_app("other-app", "other-secret", ("Calendars.ReadWrite",))
+    fake.faults.latency = 0.5
+    clients = [authorized(fake) for _ in range(5)]
+    clients.append(authorized(fake, client_id="other-app", secret="other-secret"))
+    barrier = threading.Barrier(len(clients))
+    answers: dict[int, int] = {}
+
+    def one(n: int) -> None:
+        barrier.wait()
+        answers[n] = clients[n].get("/events").status_code
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for client in clients:
+        client.close()
+    assert sorted(answers[n] for n in range(5)) == [200, 200, 200, 200, 429]
+    assert answers[5] == 200  # the other application was not counted with ours
+    assert fake.concurrency_rejections(UPN) == 1
+
+
+def test_ten_thousand_requests_per_ten_minutes_then_429_until_the_window_moves() -> None:
+    # throttling-limits, Outlook service limits: 10,000 API requests in a 10 minute period per
+    # app and mailbox. Scaled down here: 5 per 600 fake seconds, on a fast clock.
+    with GraphFake(clock=FakeClock(scale=600)) as fake:
+        fake.faults.requests_per_window = 5
+        with authorized(fake) as http:
+            assert [http.get("/events").status_code for _ in range(5)] == [200] * 5
+            refused = http.get("/events")
+            error = assert_graph_error(refused, 429, "ApplicationThrottled")
+            assert "MailboxRequests" in error["message"]
+            wait = int(refused.headers["Retry-After"])
+            assert 1 <= wait <= 600
+            with authorized(fake, "someone.else@mediegruppen.dk") as other:
+                assert other.get("/events").status_code == 200  # per mailbox
+            fake.clock.sleep(wait)
+            assert http.get("/events").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("prop_id", "value", "found"),
+    [
+        (PROP, "ACT-1", True),  # the value ignores case
+        (
+            PROP.replace("String", "string")
+            .upper()
+            .replace("NAME CRMACTIVITYID", "Name CrmActivityId"),
+            "act-1",
+            True,
+        ),
+        (PROP.replace("CrmActivityId", "crmactivityid"), "act-1", False),  # the name does not
+    ],
+)
+def test_the_extended_property_filter_follows_the_documented_case_rules(
+    http: httpx.Client, prop_id: str, value: str, found: bool
+) -> None:
+    # api/singlevaluelegacyextendedproperty-get: "Filtering the string name (Name) in the id
+    # of an extended property is case-sensitive. Filtering the value property of an extended
+    # property is case-insensitive."
+    tagged = event_body(singleValueExtendedProperties=[{"id": PROP, "value": "act-1"}])
+    http.post("/events", json=tagged)
+    flt = f"singleValueExtendedProperties/Any(ep: ep/id eq '{prop_id}' and ep/value eq '{value}')"
+    answer = http.get("/events", params={"$filter": flt})
+    assert answer.status_code == 200
+    assert len(answer.json()["value"]) == (1 if found else 0)
+
+
+def test_lists_answer_html_bodies_unless_text_is_preferred(http: httpx.Client) -> None:
+    # api/user-list-events and api/resources/itembody: bodies come as HTML by default;
+    # Prefer: outlook.body-content-type="text" asks for text.
+    http.post("/events", json=event_body())
+    listed = http.get("/events").json()["value"][0]["body"]
+    assert listed["contentType"] == "html"
+    assert "<html>" in listed["content"]
+    window = {"startDateTime": "2026-03-01T00:00:00Z", "endDateTime": "2026-04-01T00:00:00Z"}
+    viewed = http.get("/calendarView", params=window).json()["value"][0]["body"]
+    assert viewed["contentType"] == "html"
+    text = {"Prefer": 'outlook.body-content-type="text"'}
+    assert http.get("/events", headers=text).json()["value"][0]["body"]["contentType"] == "text"
+
+
+def test_events_lists_the_default_calendar_only(fake: GraphFake, http: httpx.Client) -> None:
+    # api/user-list-events: the events of the user's default calendar (other calendars by
+    # their own path); calendarView likewise.
+    mine = http.post("/events", json=event_body(subject="I standardkalenderen")).json()["id"]
+    private = fake.create_as_user(UPN, event_body(subject="Privat"), calendar="Privat")
+    listed = [e["id"] for e in http.get("/events").json()["value"]]
+    assert listed == [mine]
+    window = {"startDateTime": "2026-03-01T00:00:00Z", "endDateTime": "2026-04-01T00:00:00Z"}
+    assert [e["id"] for e in http.get("/calendarView", params=window).json()["value"]] == [mine]
+    calendars = http.get("/calendars").json()["value"]
+    other = next(c for c in calendars if c["name"] == "Privat")
+    assert not other["isDefaultCalendar"]
+    in_other = http.get(f"/calendars/{other['id']}/events").json()["value"]
+    assert [e["id"] for e in in_other] == [private]
+    assert http.get(f"/events/{private}").status_code == 200  # by id, from anywhere
+
+
+def test_calendar_view_is_the_window_of_the_default_calendar(http: httpx.Client) -> None:
+    # api/user-list-calendarview: events overlapping [startDateTime, endDateTime).
+    for day in ("2026-03-02", "2026-03-09", "2026-04-06"):
+        when = {"dateTime": f"{day}T10:00:00", "timeZone": "Romance Standard Time"}
+        http.post(
+            "/events", json=event_body(start=when, end=when | {"dateTime": f"{day}T11:00:00"})
+        )
+    window = {"startDateTime": "2026-03-01T00:00:00Z", "endDateTime": "2026-03-31T00:00:00Z"}
+    seen = http.get("/calendarView", params=window).json()["value"]
+    assert [e["start"]["dateTime"][:10] for e in seen] == ["2026-03-02", "2026-03-09"]
+    assert_graph_error(http.get("/calendarView"), 400, "ErrorInvalidParameter")
+
+
+# --- transactionId: where the documentation is silent, switches ----------------------------------
+def test_transaction_memory_event_forgets_it_with_the_event(
+    fake: GraphFake, http: httpx.Client
+) -> None:
+    body = event_body(transactionId="tx-1")
+    first = http.post("/events", json=body).json()["id"]
+    fake.purge_as_user(UPN, first)
+    again = http.post("/events", json=body)
+    assert again.status_code == 201
+    assert again.json()["id"] != first
+
+
+def test_transaction_memory_forever_refuses_a_repeat_after_the_event_went(
+    fake: GraphFake, http: httpx.Client
+) -> None:
+    fake.behaviour.transaction_memory = "forever"
+    body = event_body(transactionId="tx-1")
+    fake.purge_as_user(UPN, http.post("/events", json=body).json()["id"])
+    assert_graph_error(http.post("/events", json=body), 400, "ErrorDuplicateTransactionId")
+
+
+def test_transaction_memory_for_a_time() -> None:
+    with (
+        GraphFake(
+            clock=FakeClock(scale=1000), behaviour=Behaviour(transaction_memory=60.0)
+        ) as fake,
+        authorized(fake) as http,
+    ):
+        body = event_body(transactionId="tx-1")
+        first = http.post("/events", json=body).json()["id"]
+        assert http.post("/events", json=body | {"subject": "x"}).status_code == 400
+        fake.clock.sleep(61)
+        later = http.post("/events", json=body | {"subject": "x"})
+        assert later.status_code == 201
+        assert later.json()["id"] != first
+
+
+@pytest.mark.parametrize(("scope", "status"), [("mailbox", 201), ("application", 400)])
+def test_transaction_scope_is_a_switch(
+    fake: GraphFake, http: httpx.Client, scope: Literal["mailbox", "application"], status: int
+) -> None:
+    fake.behaviour.transaction_scope = scope
+    body = event_body(transactionId="tx-1")
+    assert http.post("/events", json=body).status_code == 201
+    with authorized(fake, "bo.hansen@mediegruppen.dk") as other:
+        assert other.post("/events", json=body).status_code == status
+
+
+@pytest.mark.parametrize("status", [400, 409])
+def test_the_duplicate_transaction_status_is_a_switch(
+    fake: GraphFake, http: httpx.Client, status: int
+) -> None:
+    fake.behaviour.duplicate_transaction_status = status
+    body = event_body(transactionId="tx-1")
+    http.post("/events", json=body)
+    other = http.post("/events", json=body | {"subject": "Noget andet"})
+    assert_graph_error(other, status, "ErrorDuplicateTransactionId")
+
+
+@pytest.mark.parametrize("combined", [True, False])
+def test_a_comma_joined_prefer_header_is_a_switch(
+    fake: GraphFake, http: httpx.Client, combined: bool
+) -> None:
+    # RFC 7240 allows several preferences in one header; Graph's pages show one per header.
+    fake.behaviour.combined_prefer = combined
+    event_id = http.post("/events", json=event_body()).json()["id"]
+    both = {"Prefer": 'IdType="ImmutableId", outlook.body-content-type="text"'}
+    body = http.get(f"/events/{event_id}", headers=both).json()["body"]
+    assert body["contentType"] == ("text" if combined else "html")
+    separate = httpx.Headers(
+        [("Prefer", 'IdType="ImmutableId"'), ("Prefer", 'outlook.body-content-type="text"')]
+    )
+    assert http.get(f"/events/{event_id}", headers=separate).json()["body"]["contentType"] == "text"
+
+
+def test_the_fake_clock_runs_scaled() -> None:
+    clock = FakeClock(scale=100)
+    began, real = clock.monotonic(), time.monotonic()
+    clock.sleep(20)  # 0.2 s of ours
+    assert time.monotonic() - real >= 0.19
+    assert clock.monotonic() - began >= 19.9
+    assert clock.real_seconds(300) == 3.0

@@ -1,7 +1,8 @@
-"""The activity handler's one-statement read (position, row, customer name) on SQLite and
-PostgreSQL: it answers what the separate reads answered, a tracked position makes no calendar
-call (also one below the last, e.g. a dead-lettered message redelivered), a name read with the
-row is the one shown, and the status relay publishes gathered saves and keeps its gauge."""
+"""The activity handler's one-statement read (position, row, customer name, mailbox) on SQLite
+and PostgreSQL: it answers what the separate reads answered; the handler never calls the
+calendar, and a tracked position makes no calendar call later either (also one below the
+last, e.g. a dead-lettered message redelivered); a name read by the lane is the one shown;
+the status relay publishes gathered saves and keeps its gauge."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import pytest
 from calendar_sync.calendar import Calendar, Placed, Remote
 from calendar_sync.consumers import ActivityProjection
 from calendar_sync.domain import CalendarEntry, CancelMode
+from calendar_sync.lanes import Lanes
 from calendar_sync.metrics import SyncMetrics
 from calendar_sync.projector import Projector
 from calendar_sync.relay import StatusRelay
+from calendar_sync.service import ClockPace
 from calendar_sync.state import SyncState
 from crm_contracts.cloudevents import decode, encode
 from crm_contracts.topics import SOURCE_ACTIVITY
@@ -54,7 +57,7 @@ class CountingCalendar:
         entry: CalendarEntry,
         *,
         version: int,
-        look_first: bool,
+        keep: str | None = None,
     ) -> Placed:
         self.writes.append(("create", activity_id, entry.subject))
         self.entries[activity_id] = entry
@@ -74,8 +77,11 @@ class CountingCalendar:
     def fetch(self, mailbox: str, activity_id: str, event_id: str) -> Remote | None:
         return None
 
-    def find(self, mailbox: str, activity_id: str) -> Remote | None:
-        return None
+    def find_all(self, mailbox: str, activity_id: str) -> list[Remote]:
+        return []
+
+    def window(self, mailbox: str, start: datetime, end: datetime) -> list[Remote]:
+        return []
 
 
 @pytest.fixture
@@ -91,11 +97,15 @@ def calendar() -> CountingCalendar:
 
 
 @pytest.fixture
-def handler(state: SyncState, calendar: CountingCalendar) -> ActivityProjection:
+def handler(state: SyncState) -> ActivityProjection:
+    return ActivityProjection(state, SyncMetrics(), clock)
+
+
+@pytest.fixture
+def lanes(state: SyncState, calendar: CountingCalendar) -> Lanes:
     as_port: Calendar = calendar
-    return ActivityProjection(
-        Projector(state, as_port, CancelMode.REMOVE, clock), SyncMetrics(), clock
-    )
+    projector = Projector(state, as_port, CancelMode.REMOVE, clock)
+    return Lanes(projector, SyncMetrics(), ClockPace(clock))
 
 
 def wire(event: Any) -> WireMessage:
@@ -110,9 +120,7 @@ def test_the_one_statement_answers_what_the_separate_reads_did(state: SyncState)
     nothing = state.inbound(first, str(activity.id), "cust-1")
     assert (nothing.seen, nothing.record, nothing.customer_name) == (False, None, None)
 
-    handler = ActivityProjection(
-        Projector(state, CountingCalendar(), CancelMode.REMOVE, clock), SyncMetrics(), clock
-    )
+    handler = ActivityProjection(state, SyncMetrics(), clock)
     handler.handle(wire(activity.planned()), first)
     state.apply_customer("cust-1", customer("cust-1", "Bageriet Ørsted"), Delivery("c", 0, 0))
 
@@ -127,33 +135,39 @@ def test_the_one_statement_answers_what_the_separate_reads_did(state: SyncState)
 
 
 def test_a_tracked_position_makes_no_calendar_call(
-    state: SyncState, calendar: CountingCalendar, handler: ActivityProjection
+    state: SyncState, calendar: CountingCalendar, handler: ActivityProjection, lanes: Lanes
 ) -> None:
     activity = Activity()
     planned, moved = activity.planned(), activity.moved(activity.starts_at.replace(hour=14))
     handler.handle(wire(planned), Delivery(TOPIC, 0, 0))
+    assert calendar.writes == []  # the handler only says what is wanted
+    lanes.drain_all()
     handler.handle(wire(moved), Delivery(TOPIC, 0, 2))
+    lanes.drain_all()
     assert [call for call, _a, _s in calendar.writes] == ["create", "update"]
 
     # Redelivered after the commit, e.g. the offset commit to Kafka was lost.
     handler.handle(wire(moved), Delivery(TOPIC, 0, 2))
     # A position below the last tracked one that was never applied (it went to the
-    # dead-letter topic) stays skipped: its calendar call must not run without a commit.
+    # dead-letter topic) stays skipped: nothing becomes due without a commit.
     later = activity.retyped(activity.type)
     handler.handle(wire(later), Delivery(TOPIC, 0, 1))
+    lanes.drain_all()
     assert len(calendar.writes) == 2
     record = state.get(str(activity.id))
     assert record is not None
-    assert (record.version, record.revision) == (2, 2)
+    # planned, written, moved, written
+    assert (record.version, record.revision, record.due_at) == (2, 4, None)
 
 
 def test_the_name_read_with_the_row_is_the_one_shown(
-    state: SyncState, calendar: CountingCalendar, handler: ActivityProjection
+    state: SyncState, calendar: CountingCalendar, handler: ActivityProjection, lanes: Lanes
 ) -> None:
     state.apply_customer("cust-7", customer("cust-7", "Bageriet Ørsted"), Delivery("c", 0, 0))
     named, unnamed = Activity(customer_id="cust-7"), Activity(customer_id="cust-8")
     handler.handle(wire(named.planned()), Delivery(TOPIC, 0, 0))
     handler.handle(wire(unnamed.planned()), Delivery(TOPIC, 0, 1))
+    lanes.drain_all()
     shown = {a: s for _c, a, s in calendar.writes}
     assert "Bageriet Ørsted" in shown[str(named.id)]
     assert "cust-8" in shown[str(unnamed.id)]
@@ -181,9 +195,7 @@ def test_the_status_relay_gathers_saves_and_keeps_its_gauge(store: StoreLocation
     state = SyncState(store.env(), on_saved=waker.notify)
     publisher, metrics = ListPublisher(), SyncMetrics()
     relay = StatusRelay(state, publisher, metrics, topic="sync", batch_size=3)
-    handler = ActivityProjection(
-        Projector(state, CountingCalendar(), CancelMode.REMOVE, clock), metrics, clock
-    )
+    handler = ActivityProjection(state, metrics, clock)
     activities = [Activity(owner=f"user{n}@example.dk") for n in range(7)]
     for offset, activity in enumerate(activities):
         handler.handle(wire(activity.planned()), Delivery(TOPIC, 0, offset))
@@ -220,9 +232,7 @@ def test_a_status_the_contract_refuses_is_parked_and_the_rest_go_out(
     parking = ParkingLot(store.env(), "calendar_sync")
     publisher, metrics = ListPublisher(), SyncMetrics()
     relay = StatusRelay(state, publisher, metrics, topic="sync", parking=parking)
-    handler = ActivityProjection(
-        Projector(state, CountingCalendar(), CancelMode.REMOVE, clock), metrics, clock
-    )
+    handler = ActivityProjection(state, metrics, clock)
     bad, good = Activity(owner="bad@example.dk"), Activity(owner="good@example.dk")
     for offset, activity in enumerate((bad, good)):
         handler.handle(wire(activity.planned()), Delivery(TOPIC, 0, offset))

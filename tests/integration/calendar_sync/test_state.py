@@ -1,15 +1,17 @@
 """The sync state on SQLite and PostgreSQL: the row and the tracking position commit together,
-a stale compare-and-set writes nothing, failures keep the wanted view, and the outbox."""
+a stale compare-and-set writes nothing; lanes are held by one holder, paused on the service's
+clock, leased on the wall clock; an unavailable mailbox marks its due rows; leftovers; an older
+table gets the new column; names and the outbox."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from calendar_sync.domain import ActivityView, Lifecycle
-from calendar_sync.state import SyncRecord, SyncState
+from calendar_sync.state import Leftover, Pause, SyncRecord, SyncState
 from crm_contracts.enums import ActivityType, Channel, SyncStatus
 from crm_platform.eventstore import StoreLocation
 from crm_platform.messaging import Delivery
@@ -73,18 +75,103 @@ def test_a_row_and_its_tracking_position_commit_together(state: SyncState) -> No
     assert state.get(ROW.activity_id) == moved
 
 
-def test_a_failure_keeps_the_wanted_view_but_not_the_applied_version(state: SyncState) -> None:
-    wanted = replace(VIEW, subject="Ny plan", version=1)
-    state.record_failure(wanted, "GraphError: 429 TooManyRequests", NOW)
-    failed = state.get(VIEW.activity_id)
-    assert failed is not None
-    assert (failed.status, failed.version, failed.error_version) == (SyncStatus.FAILED, 0, 1)
-    assert failed.view == wanted
-    assert (failed.mailbox, failed.revision, failed.event_id) == ("anna@example.dk", 1, None)
-    state.record_failure(wanted, "GraphError: 429 TooManyRequests", NOW)
-    again = state.get(VIEW.activity_id)
-    assert again is not None
-    assert again.revision == 2
+def test_a_lane_is_held_by_one_holder_until_released_or_expired(state: SyncState) -> None:
+    due = replace(ROW, status=SyncStatus.PENDING, due_at=NOW)
+    assert state.save(due, expected_revision=0)
+    wall = datetime(2030, 1, 1, tzinfo=UTC)
+    assert state.due_lanes(NOW, wall) == ["anna@example.dk"]
+    lease = wall + timedelta(seconds=60)
+    first = state.claim("anna@example.dk", "a", lease_until=lease, wall=wall, now=NOW)
+    assert first is not None
+    assert (first.holder, first.checks, first.budget) == ("a", 0, {})
+    # Held: nobody else gets it, and it is not offered as due.
+    assert state.claim("anna@example.dk", "b", lease_until=lease, wall=wall, now=NOW) is None
+    assert state.due_lanes(NOW, wall) == []
+    assert state.renew("anna@example.dk", "a", lease + timedelta(seconds=30))
+    assert not state.renew("anna@example.dk", "b", lease)
+    # A holder that died: its lease runs out on the wall clock, then the lane is free.
+    later = lease + timedelta(seconds=31)
+    taken = state.claim("anna@example.dk", "b", lease_until=later, wall=later, now=NOW)
+    assert taken is not None
+    assert not state.renew("anna@example.dk", "a", later)  # the old holder must stop
+    state.release(
+        "anna@example.dk",
+        "b",
+        budget={"29000000": 3},
+        pause=Pause(NOW + timedelta(seconds=120), "throttled"),
+        now=NOW,
+    )
+    paused = state.mailbox("anna@example.dk")
+    assert paused is not None
+    assert (paused.holder, paused.reason, paused.budget) == (None, "throttled", {"29000000": 3})
+    # Paused on the service's clock: not due, not claimable, until the pause is over.
+    assert state.due_lanes(NOW, later) == []
+    assert state.claim("anna@example.dk", "c", lease_until=later, wall=later, now=NOW) is None
+    resumed = NOW + timedelta(seconds=121)
+    assert state.due_lanes(resumed, later) == ["anna@example.dk"]
+    assert state.next_due() == NOW
+
+
+def test_an_unavailable_mailbox_marks_its_due_rows_and_keeps_them_due(state: SyncState) -> None:
+    due = replace(ROW, status=SyncStatus.PENDING, due_at=NOW)
+    done = replace(
+        ROW, activity_id="11111111-1111-4111-8111-111111111111", view=replace(VIEW, activity_id="x")
+    )
+    assert state.save(due, expected_revision=0)
+    assert state.save(done, expected_revision=0)
+    assert state.mark_unavailable("anna@example.dk", "ErrorInvalidUser", NOW) == 1
+    assert state.mark_unavailable("anna@example.dk", "ErrorInvalidUser", NOW) == 0  # idempotent
+    marked = state.get(ROW.activity_id)
+    assert marked is not None
+    assert (marked.status, marked.error, marked.due_at) == (
+        SyncStatus.MAILBOX_UNAVAILABLE,
+        "ErrorInvalidUser",
+        NOW,
+    )
+    untouched = state.get(done.activity_id)
+    assert untouched is not None
+    assert untouched.status is SyncStatus.SYNCED
+    wall = datetime(2030, 1, 1, tzinfo=UTC)
+    assert state.claim("anna@example.dk", "a", lease_until=wall, wall=wall, now=NOW)
+    state.release(
+        "anna@example.dk",
+        "a",
+        budget={},
+        pause=Pause(NOW + timedelta(hours=1), "unavailable", "ErrorInvalidUser", NOW, 1),
+        now=NOW,
+    )
+    assert state.unavailable_counts() == {"ErrorInvalidUser": 1}
+    (troubled,) = state.troubled_mailboxes()
+    assert (troubled.code, troubled.since, troubled.checks) == ("ErrorInvalidUser", NOW, 1)
+    inbound = state.inbound(Delivery("t", 0, 0), "other", "cust-1", "anna@example.dk")
+    assert inbound.mailbox_code == "ErrorInvalidUser"
+
+
+def test_leftovers_are_kept_with_the_save_and_settled_by_a_later_one(state: SyncState) -> None:
+    assert state.save(
+        ROW, expected_revision=0, leftover=Leftover("bo@example.dk", "evt-b", ROW.activity_id)
+    )
+    assert state.leftovers("bo@example.dk") == [Leftover("bo@example.dk", "evt-b", ROW.activity_id)]
+    assert state.due_lanes(NOW, NOW) == ["bo@example.dk"]  # the old mailbox has work
+    again = replace(ROW, mailbox="bo@example.dk", event_id="evt-b", revision=2)
+    assert state.save(again, expected_revision=1, settled=[("bo@example.dk", "evt-b")])
+    assert state.leftovers("bo@example.dk") == []
+
+
+def test_a_table_from_before_the_lanes_gets_due_at(store: StoreLocation) -> None:
+    first = SyncState(store.env())
+    with first.transaction() as tx:
+        tx.execute("DROP INDEX IF EXISTS calendar_sync_entries_due")
+        tx.execute("ALTER TABLE {t}entries DROP COLUMN due_at")
+    first.close()
+    migrated = SyncState(store.env())
+    try:
+        assert migrated.save(replace(ROW, due_at=NOW), expected_revision=0)
+        found = migrated.get(ROW.activity_id)
+        assert found is not None
+        assert found.due_at == NOW
+    finally:
+        migrated.close()
 
 
 def test_stale_names_and_the_outbox(state: SyncState) -> None:

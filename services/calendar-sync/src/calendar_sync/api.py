@@ -27,9 +27,13 @@ from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, Field
 
 from calendar_sync.domain import mailbox_of
+from calendar_sync.lanes import LaneBusy
 from calendar_sync.metrics import SyncMetrics
 from calendar_sync.reconcile import Reconciler
 from calendar_sync.state import SyncRecord, SyncState
+
+# Statuses whose row carries why (the error, or the mailbox's Graph code).
+_EXPLAINED = (SyncStatus.FAILED, SyncStatus.MAILBOX_UNAVAILABLE)
 
 
 class SyncOut(BaseModel):
@@ -39,13 +43,16 @@ class SyncOut(BaseModel):
     outlook_event_id: str | None = Field(description="The calendar's id for the entry")
     activity_version: int = Field(description="The activity version the entry reflects")
     change_key: str | None
-    error: str | None = Field(description="Why the last attempt failed, if it did")
+    error: str | None = Field(
+        description="Why the last attempt failed, or the Graph code of the mailbox that "
+        "refuses us (status mailbox_unavailable)"
+    )
     failed_version: int | None = Field(description="The activity version that failed")
     updated_at: datetime
 
     @classmethod
     def of(cls, record: SyncRecord) -> "SyncOut":
-        failed = record.status is SyncStatus.FAILED
+        failed = record.status in _EXPLAINED
         return cls(
             activity_id=UUID(record.activity_id),
             status=record.status,
@@ -63,10 +70,20 @@ class ReconcileOut(BaseModel):
     owner: str
     checked: int
     outcomes: dict[str, int] = Field(
-        description="unchanged, repaired, created, removed, deleted_in_outlook, kept_deleted, "
-        "unknown, busy, failed"
+        description="unchanged, repaired, created, adopted, removed, deleted_in_outlook, "
+        "kept_deleted, restored, leftover_removed, orphaned, unknown, busy, failed"
     )
+    duplicates_removed: int = Field(description="Extra tagged entries deleted")
     errors: list[str]
+
+
+class MailboxOut(BaseModel):
+    mailbox: str
+    paused_until: datetime | None = Field(description="When its lane looks again")
+    reason: str | None = Field(description="throttled, budget, unreachable, unavailable or retry")
+    code: str | None = Field(description="Graph's code while the mailbox is unavailable")
+    unavailable_since: datetime | None
+    checks: int = Field(description="Failed looks in a row (the backoff grows with them)")
 
 
 @dataclass
@@ -120,19 +137,50 @@ def _routes(api: SyncApi) -> APIRouter:
 
     @router.post(
         "/sync/reconcile",
-        responses=error_responses(403),
+        responses=error_responses(403, 409),
         summary="Compare an owner's calendar with the CRM and repair the drift",
     )
     def reconcile(
         caller: Operator,
         owner: Annotated[str, Query(min_length=3, max_length=MAILBOX_MAX, pattern=MAILBOX_PATTERN)],
     ) -> ReconcileOut:
-        report = api.reconciler.reconcile(mailbox_of(owner))
+        try:
+            report = api.reconciler.reconcile(mailbox_of(owner))
+        except LaneBusy as busy:
+            # The mailbox's lane is at work elsewhere, or Graph asked us to wait: later.
+            wait = 5
+            if busy.until is not None:
+                wait = max(1, int((busy.until - api.reconciler.clock()).total_seconds()) + 1)
+            raise ApiError(
+                409,
+                "mailbox_busy",
+                f"The calendar of {busy.mailbox} is {busy.reason}; try again later.",
+                headers={"Retry-After": str(wait)},
+            ) from busy
         return ReconcileOut(
             owner=report.owner,
             checked=report.checked,
             outcomes=report.outcomes,
+            duplicates_removed=report.duplicates_removed,
             errors=report.errors,
         )
+
+    @router.get(
+        "/sync/mailboxes",
+        responses=error_responses(403),
+        summary="Mailboxes whose lane is paused or that refuse calendar-sync",
+    )
+    def mailboxes(caller: Operator) -> list[MailboxOut]:
+        return [
+            MailboxOut(
+                mailbox=m.mailbox,
+                paused_until=m.paused_until,
+                reason=m.reason,
+                code=m.code,
+                unavailable_since=m.since,
+                checks=m.checks,
+            )
+            for m in api.state.troubled_mailboxes()
+        ]
 
     return router

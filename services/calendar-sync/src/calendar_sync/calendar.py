@@ -1,16 +1,21 @@
 """The calendar port, and its Microsoft Graph adapter (the iCalendar feed is in feed.py).
 
-Every operation is idempotent, because the projection calls the calendar *before* it
-commits its state and a crash in between repeats the call:
+Every operation is idempotent, because the lanes (lanes.py) call the calendar *before* they
+commit the state and a crash in between repeats the call:
 
-* `create` is keyed by (mailbox, activity, version): Graph dedupes on the `transactionId`
-  derived from them, and `look_first` first searches the mailbox for an event tagged with
-  the activity (needed whenever an earlier attempt may have created one under another
-  version's transactionId);
+* `create` makes sure the activity has its one entry in the mailbox: it looks for entries
+  tagged with the activity first (an earlier attempt may have made one, under any version's
+  transactionId, or had its answer lost), keeps one of them (`keep`, the one the state knows,
+  when it is there) and removes the others; only when none exists does it create one;
 * `update` overwrites the whole entry (the CRM is authoritative) and answers None when the
-  event is gone, i.e. the user deleted it in Outlook: the caller records that and never
+  user deleted it in Outlook (gone, or in Deleted Items): the caller records that and never
   creates it again;
-* `remove` treats "already gone" as done.
+* `remove` treats "already gone" as done;
+* `fetch`, `find_all` and `window` read (for reconciliation): `window` lists the tagged
+  entries of the mailbox's default calendar in a time range, which is what the user sees.
+
+Errors that are about the mailbox rather than the entry (`MailboxUnavailable`, `Throttled`,
+`BudgetExhausted`, …) come from calendar_sync.graph and are handled per mailbox by the lanes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from typing import Protocol
 from calendar_sync.domain import CalendarEntry
 from calendar_sync.graph import EventGone, GraphCalendar, GraphEvent, OutlookEvent, SyncStatus
 
+__all__ = ["Calendar", "GraphCalendarAdapter", "Placed", "Remote", "outlook_event"]
+
 
 @dataclass(frozen=True)
 class Placed:
@@ -29,6 +36,7 @@ class Placed:
 
     event_id: str
     change_key: str
+    duplicates_removed: int = 0
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ class Remote:
     location: str
     categories: tuple[str, ...]
     show_as: str
+    activity_id: str | None = None
 
     def drift(self, wanted: CalendarEntry) -> list[str]:
         """Names of the fields that differ from what the CRM wants shown."""
@@ -69,7 +78,7 @@ class Calendar(Protocol):
         entry: CalendarEntry,
         *,
         version: int,
-        look_first: bool,
+        keep: str | None = None,
     ) -> Placed: ...
 
     def update(
@@ -80,7 +89,9 @@ class Calendar(Protocol):
 
     def fetch(self, mailbox: str, activity_id: str, event_id: str) -> Remote | None: ...
 
-    def find(self, mailbox: str, activity_id: str) -> Remote | None: ...
+    def find_all(self, mailbox: str, activity_id: str) -> list[Remote]: ...
+
+    def window(self, mailbox: str, start: datetime, end: datetime) -> list[Remote]: ...
 
 
 def _to_second(moment: datetime) -> datetime:
@@ -111,6 +122,7 @@ def _remote(event: GraphEvent) -> Remote:
         location=event.location,
         categories=event.categories,
         show_as=event.show_as,
+        activity_id=event.activity_id,
     )
 
 
@@ -129,21 +141,18 @@ class GraphCalendarAdapter:
         entry: CalendarEntry,
         *,
         version: int,
-        look_first: bool,
+        keep: str | None = None,
     ) -> Placed:
-        event = outlook_event(entry)
-        if look_first:
-            found = self.client.find_by_activity(mailbox, activity_id)
-            if found is not None:
-                updated = self.client.update_event(mailbox, found.id, event)
-                return Placed(updated.id, updated.change_key)
-        created = self.client.create_event(mailbox, event, activity_id=activity_id, version=version)
-        return Placed(created.id, created.change_key)
+        result = self.client.ensure_event(
+            mailbox, outlook_event(entry), activity_id=activity_id, version=version, keep=keep
+        )
+        assert result.event is not None  # ensure_event answers with the event or raises
+        return Placed(result.event.id, result.event.change_key, result.duplicates_removed)
 
     def update(
         self, mailbox: str, activity_id: str, event_id: str, entry: CalendarEntry, *, version: int
     ) -> Placed | None:
-        result = self.client.sync_event(
+        result = self.client.refresh_event(
             mailbox, outlook_event(entry), activity_id=activity_id, event_id=event_id
         )
         if result.status is SyncStatus.DELETED_IN_OUTLOOK or result.event is None:
@@ -155,10 +164,17 @@ class GraphCalendarAdapter:
 
     def fetch(self, mailbox: str, activity_id: str, event_id: str) -> Remote | None:
         try:
-            return _remote(self.client.get_event(mailbox, event_id))
+            event = self.client.get_event(mailbox, event_id)
         except EventGone:
             return None
+        return None if self.client.in_deleted_items(mailbox, event) else _remote(event)
 
-    def find(self, mailbox: str, activity_id: str) -> Remote | None:
-        found = self.client.find_by_activity(mailbox, activity_id)
-        return _remote(found) if found is not None else None
+    def find_all(self, mailbox: str, activity_id: str) -> list[Remote]:
+        return [_remote(e) for e in self.client.find_by_activity(mailbox, activity_id)]
+
+    def window(self, mailbox: str, start: datetime, end: datetime) -> list[Remote]:
+        return [
+            _remote(e)
+            for e in self.client.calendar_view(mailbox, start, end)
+            if e.activity_id is not None
+        ]

@@ -1,4 +1,11 @@
-"""Inbound messages: activity events into calendars, customer snapshots into names.
+"""Inbound messages: activity events into the wanted state, customer snapshots into names.
+
+Neither handler calls the calendar. An activity event is folded into the activity's row
+(the view the calendar should show) and the row is marked due for its mailbox's lane
+(lanes.py), which writes the calendar; a customer snapshot marks due the entries whose
+subject shows another name. So a message never waits on Graph: throttling, a mailbox that is
+unavailable, a slow answer pause the mailbox's lane, never the poll loop, and nothing that an
+administrator can fix ends in a dead-letter topic.
 
 Both handlers skip a message whose partition position is already tracked, and record the
 position in the same transaction as their effect, so redelivery has no second effect. The
@@ -6,17 +13,7 @@ activity handler also skips events at or below the version it last applied: a re
 publishes twice puts the same event at two offsets.
 
 Errors: a message that cannot be read goes straight to the dead-letter topic (the
-Dispatcher's poison errors); a calendar that refuses the entry for good (a 4xx other than
-throttling) too, as `PoisonMessage`; throttling that outlasted the client's own retries
-is retried a bounded number of times, then dead-lettered with the reason. Every failed
-attempt is also noted on the activity's row (status `failed`, the error), so it shows in
-the API and on crm.calendar.sync.v1.
-
-Customer names: the subject shows the customer's name when its snapshot came first, else
-the customer id; when a snapshot brings a name later (or a new one), the entries showing
-another name are written again. That refresh runs after the snapshot is committed; should
-it fail or the process stop, the stale rows stay queryable (`SyncState.stale_names`) and
-are picked up by the sweep at the next start or by reconciliation.
+Dispatcher's poison errors); a database that is down is waited out (infrastructure errors).
 """
 
 from __future__ import annotations
@@ -25,24 +22,69 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from crm_contracts.activity import ActivityEvent, ActivityPlanned
+from crm_contracts.activity import ActivityEvent, ActivityReassigned
 from crm_contracts.cloudevents import decode, is_tombstone
 from crm_contracts.customer import CustomerSnapshot
+from crm_contracts.enums import SyncStatus
 from crm_contracts.errors import ContractError, InvalidMessage
 from crm_contracts.wire import WireMessage
-from crm_platform.messaging import Delivery, PoisonMessage
+from crm_platform.messaging import Delivery
 from eventsourcing.persistence import IntegrityError
 
-from calendar_sync.domain import ActivityView, fold
-from calendar_sync.graph import GraphError
+from calendar_sync.domain import ActivityView, fold, mailbox_of
 from calendar_sync.metrics import SyncMetrics
-from calendar_sync.projector import MAX_CONFLICTS, ConcurrentUpdates, Projector
-from calendar_sync.state import Inbound, SyncState
+from calendar_sync.projector import MAX_CONFLICTS, ConcurrentUpdates
+from calendar_sync.state import Inbound, SyncRecord, SyncState
 
 log = logging.getLogger(__name__)
 
-# 4xx answers that may change on their own: retry those, refuse the rest for good.
-_TRANSIENT_4XX = frozenset({408, 409, 412, 423, 429})
+
+def target_mailbox(event: ActivityEvent) -> str:
+    """The mailbox whose calendar the event is about ('' when it names no owner)."""
+    if isinstance(event, ActivityReassigned):
+        return mailbox_of(event.to_owner)
+    owner = getattr(event, "owner", None)
+    return mailbox_of(owner) if isinstance(owner, str) else ""
+
+
+def staged(
+    before: SyncRecord | None,
+    view: ActivityView,
+    *,
+    mailbox_code: str | None,
+    now: datetime,
+) -> SyncRecord:
+    """The row wanting `view` in the calendar, due now for its mailbox's lane.
+
+    An entry the user deleted stays deleted while the activity stays with that owner, so it
+    is not even due; an activity of a mailbox known to be unavailable shows so at once.
+    """
+    status, error = SyncStatus.PENDING, None
+    due: datetime | None = now
+    error_version: int | None = None
+    if (
+        before is not None
+        and before.status is SyncStatus.DELETED_IN_OUTLOOK
+        and before.mailbox == view.owner
+    ):
+        status, due = SyncStatus.DELETED_IN_OUTLOOK, None
+    elif mailbox_code is not None:
+        status, error, error_version = SyncStatus.MAILBOX_UNAVAILABLE, mailbox_code, view.version
+    return SyncRecord(
+        activity_id=view.activity_id,
+        view=view,
+        version=view.version,
+        mailbox=before.mailbox if before is not None else view.owner,
+        event_id=before.event_id if before is not None else None,
+        change_key=before.change_key if before is not None else None,
+        status=status,
+        error=error,
+        error_version=error_version,
+        shown_name=before.shown_name if before is not None else None,
+        revision=(before.revision if before is not None else 0) + 1,
+        updated_at=now,
+        due_at=due,
+    )
 
 
 class ActivityProjection:
@@ -50,12 +92,11 @@ class ActivityProjection:
 
     def __init__(
         self,
-        projector: Projector,
+        state: SyncState,
         metrics: SyncMetrics,
         clock: Callable[[], datetime],
     ) -> None:
-        self.projector = projector
-        self.state: SyncState = projector.state
+        self.state = state
         self.metrics = metrics
         self.clock = clock
 
@@ -73,14 +114,15 @@ class ActivityProjection:
             if self.state.has_seen(delivery.tracking_name, delivery.offset):
                 return
             raise
-        first = self.state.inbound(delivery, str(event.activity_id), event.customer_id)
+        mailbox = target_mailbox(event)
+        first = self.state.inbound(delivery, str(event.activity_id), event.customer_id, mailbox)
         if first.seen:
             return
         inbound: Inbound | None = first
         kind = type(event).__name__
         try:
             for _ in range(MAX_CONFLICTS):
-                outcome = self._apply(event, delivery, inbound)
+                outcome = self._apply(event, delivery, inbound, mailbox)
                 inbound = None  # a lost compare-and-set: the next attempt reads afresh
                 if outcome is not None:
                     self.metrics.applied.labels(kind, outcome).inc()
@@ -94,18 +136,19 @@ class ActivityProjection:
         raise ConcurrentUpdates(f"activity {event.activity_id} kept changing")
 
     def _apply(
-        self, event: ActivityEvent, delivery: Delivery, inbound: Inbound | None
+        self, event: ActivityEvent, delivery: Delivery, inbound: Inbound | None, mailbox: str
     ) -> str | None:
         """The outcome when committed; None when another writer changed the row first.
 
-        `inbound`: the row and name as read with the position check (None: read them now).
+        `inbound`: the row, name and mailbox as read with the position check (None: now).
         """
         activity_id = str(event.activity_id)
         if inbound is not None:
-            before = inbound.record
-            names: dict[str, str | None] = {event.customer_id: inbound.customer_name}
+            before, code = inbound.record, inbound.mailbox_code
         else:
-            before, names = self.state.get(activity_id), {}
+            before = self.state.get(activity_id)
+            known = self.state.mailbox(mailbox) if mailbox else None
+            code = known.code if known is not None else None
         if before is not None and event.version <= before.version:
             self.state.track(delivery)
             return "stale"
@@ -113,48 +156,19 @@ class ActivityProjection:
         if view is None:
             self.state.track(delivery)
             return "ignored"
-        # A plan's first create is deduplicated by its transactionId; anything else may
-        # follow an attempt that created the event under another version's transactionId.
-        look_first = not (isinstance(event, ActivityPlanned) and before is None)
-        try:
-            done, record = self.projector.write(
-                before, view, look_first=look_first, track=delivery, names=names
-            )
-        except IntegrityError:
-            raise  # the position is tracked already: not a failure of this activity
-        except Exception as error:
-            self._failed(view, error)
-            refused = _refused_for_good(error)
-            if refused is None:
-                raise
-            raise refused from error
-        return record.status.value if done else None
-
-    def _failed(self, view: ActivityView, error: Exception) -> None:
-        self.metrics.failures.labels(type(error).__name__).inc()
-        log.warning(
-            "calendar write for activity %s v%d failed: %s", view.activity_id, view.version, error
-        )
-        self.state.record_failure(view, f"{type(error).__name__}: {error}", self.clock())
-
-
-def _refused_for_good(error: Exception) -> PoisonMessage | None:
-    """A calendar answer that retrying cannot change, as a message for the dead-letter topic."""
-    if (
-        isinstance(error, GraphError)
-        and 400 <= error.status < 500
-        and error.status not in _TRANSIENT_4XX
-    ):
-        return PoisonMessage(f"the calendar refused the entry: {error}")
-    return None
+        record = staged(before, view, mailbox_code=code, now=self.clock())
+        expected = before.revision if before is not None else 0
+        if not self.state.save(record, expected_revision=expected, track=delivery):
+            return None
+        return record.status.value
 
 
 class CustomerNames:
     """The handler for crm.customers.v1: names for the subject line."""
 
-    def __init__(self, projector: Projector) -> None:
-        self.projector = projector
-        self.state: SyncState = projector.state
+    def __init__(self, state: SyncState, clock: Callable[[], datetime]) -> None:
+        self.state = state
+        self.clock = clock
 
     def handle(self, message: WireMessage, delivery: Delivery) -> None:
         if self.state.has_seen(delivery.tracking_name, delivery.offset):
@@ -169,7 +183,8 @@ class CustomerNames:
                 type(snapshot).ce_type, "only customer snapshots belong on this topic"
             )
         try:
-            self.state.apply_customer(snapshot.customer_id, snapshot, delivery)
+            # Entries showing another name are marked due in the same transaction: their
+            # lanes write the new subject, and a crash cannot lose the refresh.
+            self.state.apply_customer(snapshot.customer_id, snapshot, delivery, now=self.clock())
         except IntegrityError:
             return  # applied by another member of the group
-        self.projector.refresh_names(snapshot.customer_id)

@@ -136,7 +136,8 @@ class FeedStore(SqlView):
 
 
 class FeedCalendar:
-    """The calendar port over the feed table."""
+    """The calendar port over the feed table: one entry per (owner, activity) by its key, so
+    there are never duplicates to repair, and nobody can delete from a subscribed feed."""
 
     kind = "ics"
 
@@ -150,7 +151,7 @@ class FeedCalendar:
         entry: CalendarEntry,
         *,
         version: int,
-        look_first: bool,
+        keep: str | None = None,
     ) -> Placed:
         return self.store.put(mailbox, activity_id, entry)
 
@@ -163,23 +164,34 @@ class FeedCalendar:
         self.store.delete(mailbox, activity_id)
 
     def fetch(self, mailbox: str, activity_id: str, event_id: str) -> Remote | None:
-        return self.find(mailbox, activity_id)
-
-    def find(self, mailbox: str, activity_id: str) -> Remote | None:
         found = self.store.get(mailbox, activity_id)
-        if found is None:
-            return None
-        entry = found.entry
-        return Remote(
-            event_id=found.uid,
-            change_key=found.change_key,
-            subject=entry.subject,
-            start=entry.start,
-            end=entry.end,
-            location=entry.location,
-            categories=entry.categories,
-            show_as=entry.show_as,
-        )
+        return _remote(found) if found is not None else None
+
+    def find_all(self, mailbox: str, activity_id: str) -> list[Remote]:
+        found = self.store.get(mailbox, activity_id)
+        return [_remote(found)] if found is not None else []
+
+    def window(self, mailbox: str, start: datetime, end: datetime) -> list[Remote]:
+        return [
+            _remote(found)
+            for found in self.store.entries(mailbox)
+            if found.entry.start < end and found.entry.end > start
+        ]
+
+
+def _remote(found: FeedEntry) -> Remote:
+    entry = found.entry
+    return Remote(
+        event_id=found.uid,
+        change_key=found.change_key,
+        subject=entry.subject,
+        start=entry.start,
+        end=entry.end,
+        location=entry.location,
+        categories=entry.categories,
+        show_as=entry.show_as,
+        activity_id=found.activity_id,
+    )
 
 
 def _hash(token: str) -> str:

@@ -1,13 +1,22 @@
 """Prometheus metrics of calendar-sync, in one registry per process (served at /metrics).
 
-Graph's throttling is retried inside the client, out of our sight; an httpx response hook
-counts every answer by status, so 429/503/504 show here whatever the client did with them.
+Graph's throttling is handled inside the client and the lanes, out of our sight; an httpx
+response hook counts every answer by status, so 429/503/504 show here whatever was done with
+them. Mailboxes that refuse us are counted from the state at each scrape, so every pod shows
+the cluster's number, not only what it saw itself.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable, Mapping
+
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
 
 
 class SyncMetrics:
@@ -15,13 +24,20 @@ class SyncMetrics:
         self.registry = registry or CollectorRegistry()
         self.applied = Counter(
             "crm_calendar_sync_applied_total",
-            "Activity events applied, by event and resulting status (stale/ignored: no change)",
+            "Activity events applied to the wanted state, by event and resulting status "
+            "(stale/ignored: no change)",
             ["event", "outcome"],
+            registry=self.registry,
+        )
+        self.written = Counter(
+            "crm_calendar_sync_written_total",
+            "Calendar writes committed by the mailbox lanes, by resulting status",
+            ["status"],
             registry=self.registry,
         )
         self.failures = Counter(
             "crm_calendar_sync_failures_total",
-            "Failed attempts to write a calendar entry, by error type",
+            "Calendar entries refused for good (failed and parked), by error type",
             ["error"],
             registry=self.registry,
         )
@@ -36,9 +52,41 @@ class SyncMetrics:
             "Graph answers asking us to slow down (429, 503, 504)",
             registry=self.registry,
         )
+        self.pauses = Counter(
+            "crm_calendar_sync_lane_pauses_total",
+            "Mailbox lanes paused, by reason (throttled, budget, unreachable, unavailable, retry)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.unavailable = Counter(
+            "crm_calendar_sync_mailbox_unavailable_total",
+            "Times a mailbox answered that it is unavailable, by Graph code",
+            ["code"],
+            registry=self.registry,
+        )
+        self.duplicates_removed = Counter(
+            "crm_calendar_sync_duplicates_removed_total",
+            "Extra events of an activity found and deleted",
+            registry=self.registry,
+        )
+        self.user_deleted = Counter(
+            "crm_calendar_sync_user_deleted_total",
+            "Entries found deleted in Outlook by their user (gone or in Deleted Items)",
+            registry=self.registry,
+        )
+        self.budget_used = Gauge(
+            "crm_calendar_sync_budget_used_ratio",
+            "Share of the request budget the last released mailbox had used in its window",
+            registry=self.registry,
+        )
         self.lag = Gauge(
             "crm_calendar_sync_lag_seconds",
             "Age of the last applied activity event when it was applied",
+            registry=self.registry,
+        )
+        self.lane_delay = Gauge(
+            "crm_calendar_sync_lane_delay_seconds",
+            "How long the last written entry had been due when its lane wrote it",
             registry=self.registry,
         )
         self.unpublished = Gauge(
@@ -59,3 +107,26 @@ class SyncMetrics:
         self.graph_responses.labels(response.request.method, str(status)).inc()
         if status in (429, 503, 504):
             self.throttled.inc()
+
+
+class UnavailableMailboxes(Collector):
+    """`crm_calendar_sync_mailboxes_unavailable{code}`: mailboxes refusing us now (state)."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "crm_calendar_sync_mailboxes_unavailable",
+            "Mailboxes whose lane waits for an administrator, by Graph code",
+            labels=["code"],
+        )
+        try:
+            for code, count in sorted(self._counts().items()):
+                family.add_metric([code], count)
+        except Exception as error:  # a scrape must not fail because the database is down
+            log.warning("cannot count unavailable mailboxes: %s", error)
+        yield family
+
+    def register(self, registry: CollectorRegistry) -> None:
+        registry.register(self)

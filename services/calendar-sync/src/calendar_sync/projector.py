@@ -1,24 +1,27 @@
 """Putting an activity's view into its owner's calendar, then committing the state.
 
 Order, and why: Graph is not transactional, so the calendar cannot join the database
-transaction. Each writer therefore
+transaction. The writer (a mailbox lane, or reconciliation holding the lane) therefore
 
 1. reads the row (view, mailbox, event id, revision),
 2. calls the calendar (create / update / remove), idempotently,
-3. commits the new row (plus, for a consumer, the message's tracking position) in ONE
-   transaction, as a compare-and-set on the revision read in 1.
+3. commits the new row (`due_at` cleared) in ONE transaction, as a compare-and-set on the
+   revision read in 1.
 
-A crash between 2 and 3 leaves the calendar ahead of the state; the message is delivered
-again (its tracking position was not committed) and step 2 repeats harmlessly: a create
-carries the same transactionId (same mailbox, activity and version, so Graph answers with
-the event it already made), or looks the event up by its `CrmActivityId` property first when
-an earlier attempt may have used another version; an update writes the same content; a
-remove of a removed event counts as done. The opposite order (commit, then call) would lose
-the calendar change on a crash, with nothing left to repeat it.
+A crash between 2 and 3 leaves the calendar ahead of the state; the row is still due and is
+written again: a create looks for the activity's tagged entries first (calendar.py), an
+update writes the same content, a remove of a removed entry counts as done. The opposite
+order (commit, then call) would lose the calendar change on a crash, with nothing left to
+repeat it.
 
-A lost compare-and-set in 3 means another writer (name refresh, reconciliation) committed
-in between; the loser starts again at 1, so its calendar write is repeated with what is now
-committed, and the last write to the calendar matches the last commit.
+A lost compare-and-set in 3 means another writer (a consumer with a newer version, the
+name refresh) committed in between; the loser starts again at 1, so its calendar write is
+repeated with what is now committed, and the last write to the calendar matches the last
+commit.
+
+An entry that moves to another mailbox (a reassignment) is created in the new one first and
+its old entry is left to the old mailbox's lane (a `Leftover`): every calendar call of a lane
+goes to its own mailbox, and the activity is never missing from both calendars.
 """
 
 from __future__ import annotations
@@ -29,11 +32,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from crm_contracts.enums import SyncStatus
-from crm_platform.messaging import Delivery
 
 from calendar_sync.calendar import Calendar
 from calendar_sync.domain import ActivityView, CalendarEntry, CancelMode, render
-from calendar_sync.state import SyncRecord, SyncState
+from calendar_sync.state import Leftover, SyncRecord, SyncState
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ MAX_CONFLICTS = 5
 
 
 class ConcurrentUpdates(Exception):
-    """The row kept changing under us; the message is retried later."""
+    """The row kept changing under us; it stays due and is written later."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class Placement:
     event_id: str | None
     change_key: str | None
     status: SyncStatus
+    leftover: tuple[str, str] | None = None  # (mailbox, event id or '') the activity left
+    duplicates_removed: int = 0
+    user_deleted: bool = False  # this write found that the user deleted the entry
 
 
 def place(
@@ -57,44 +62,55 @@ def place(
     before: SyncRecord | None,
     view: ActivityView,
     entry: CalendarEntry | None,
-    *,
-    look_first: bool,
 ) -> Placement:
-    """Make the calendar show `entry` (None: nothing) for the activity; idempotent."""
+    """Make the owner's calendar show `entry` (None: nothing) for the activity; idempotent.
+
+    Calls only the target mailbox (the owner's); what the activity left elsewhere becomes a
+    leftover for that mailbox's lane: the entry known there, or, when no write there was ever
+    recorded, whatever an attempt whose outcome was lost may have made.
+    """
     target = view.owner
-    if before is None or before.event_id is None:
+    if before is None:
         mailbox, event_id, change_key, status = target, None, None, None
     else:
         mailbox, event_id = before.mailbox, before.event_id
         change_key, status = before.change_key, before.status
-    live = event_id is not None and status not in (
-        SyncStatus.DELETED_IN_OUTLOOK,
-        SyncStatus.REMOVED,
-    )
+    gone = status in (SyncStatus.DELETED_IN_OUTLOOK, SyncStatus.REMOVED)
+    live = event_id is not None and not gone
+    # A row that was due in `mailbox` but never recorded an entry: an attempt may have made
+    # one whose answer (or commit) was lost. Only the tag can tell.
+    unconfirmed = before is not None and event_id is None and not gone
+    elsewhere = (mailbox, event_id or "") if mailbox != target and (live or unconfirmed) else None
     if entry is None:
-        if live and event_id is not None:
+        if mailbox == target and live and event_id is not None:
             calendar.remove(mailbox, view.activity_id, event_id)
-        return Placement(mailbox, None, None, SyncStatus.REMOVED)
+        elif mailbox == target and unconfirmed:
+            for found in calendar.find_all(mailbox, view.activity_id):
+                calendar.remove(mailbox, view.activity_id, found.event_id)
+        return Placement(
+            target if elsewhere else mailbox, None, None, SyncStatus.REMOVED, elsewhere
+        )
     if status is SyncStatus.DELETED_IN_OUTLOOK and mailbox == target:
         # The user deleted it in Outlook: later changes must not bring it back.
         return Placement(mailbox, event_id, change_key, SyncStatus.DELETED_IN_OUTLOOK)
     if live and event_id is not None and mailbox == target:
         placed = calendar.update(mailbox, view.activity_id, event_id, entry, version=view.version)
         if placed is None:
-            return Placement(mailbox, event_id, None, SyncStatus.DELETED_IN_OUTLOOK)
+            return Placement(
+                mailbox, event_id, None, SyncStatus.DELETED_IN_OUTLOOK, user_deleted=True
+            )
         return Placement(mailbox, placed.event_id, placed.change_key, SyncStatus.SYNCED)
-    # No entry in the target calendar yet (new, or reassigned): create it there first, then
-    # take the old one away, so the activity is never missing from both calendars.
-    placed = calendar.create(
+    # No entry in the target calendar yet (new, reassigned, or an earlier create whose
+    # outcome was never known): `create` adopts a tagged entry that exists already.
+    created = calendar.create(target, view.activity_id, entry, version=view.version)
+    return Placement(
         target,
-        view.activity_id,
-        entry,
-        version=view.version,
-        look_first=look_first or mailbox != target,
+        created.event_id,
+        created.change_key,
+        SyncStatus.SYNCED,
+        elsewhere,
+        created.duplicates_removed,
     )
-    if live and event_id is not None and mailbox != target:
-        calendar.remove(mailbox, view.activity_id, event_id)
-    return Placement(target, placed.event_id, placed.change_key, SyncStatus.SYNCED)
 
 
 class Projector:
@@ -122,25 +138,17 @@ class Projector:
             name = self.state.customer_name(view.customer_id)
         return render(view, name, self.cancel_mode), name
 
-    def write(
-        self,
-        before: SyncRecord | None,
-        view: ActivityView,
-        *,
-        look_first: bool,
-        track: Delivery | None = None,
-        names: Mapping[str, str | None] | None = None,
-    ) -> tuple[bool, SyncRecord]:
-        """One attempt: (committed?, the row as written). Not committed: re-read and retry.
+    def write(self, before: SyncRecord, view: ActivityView) -> tuple[bool, SyncRecord, Placement]:
+        """One attempt: (committed?, the row as written, what was done in the calendar).
 
-        `names`: customer names read with `before` (see `SyncState.inbound`).
+        Not committed: another writer changed the row; re-read and try again.
         """
-        entry, name = self.entry_for(view, names)
-        placement = place(self.calendar, before, view, entry, look_first=look_first)
+        entry, name = self.entry_for(view)
+        placement = place(self.calendar, before, view, entry)
         record = SyncRecord(
             activity_id=view.activity_id,
             view=view,
-            version=view.version,
+            version=max(view.version, before.version),
             mailbox=placement.mailbox,
             event_id=placement.event_id,
             change_key=placement.change_key,
@@ -148,35 +156,17 @@ class Projector:
             error=None,
             error_version=None,
             shown_name=name,
-            revision=(before.revision if before else 0) + 1,
+            revision=before.revision + 1,
             updated_at=self.clock(),
+            due_at=None,
         )
-        expected = before.revision if before is not None else 0
-        return self.state.save(record, expected_revision=expected, track=track), record
-
-    def refresh(self, activity_id: str) -> SyncRecord | None:
-        """Write the current view again (e.g. the customer's name became known)."""
-        for _ in range(MAX_CONFLICTS):
-            before = self.state.get(activity_id)
-            if before is None or before.view is None:
-                return before
-            if before.status is not SyncStatus.SYNCED:
-                return before  # removed, deleted by the user, or failing: nothing to refresh
-            done, record = self.write(before, before.view, look_first=True)
-            if done:
-                return record
-        raise ConcurrentUpdates(f"activity {activity_id} kept changing during a refresh")
-
-    def refresh_names(self, customer_id: str | None = None) -> int:
-        """Refresh every entry whose subject shows a stale customer name; returns how many.
-
-        Failures are logged and left for the next sweep: the stale rows stay queryable.
-        """
-        done = 0
-        for activity_id in self.state.stale_names(customer_id):
-            try:
-                self.refresh(activity_id)
-                done += 1
-            except Exception:
-                log.exception("could not refresh the subject of activity %s", activity_id)
-        return done
+        leftover = None
+        if placement.leftover is not None:
+            leftover = Leftover(placement.leftover[0], placement.leftover[1], view.activity_id)
+        settled = (
+            [(placement.mailbox, placement.event_id)] if placement.event_id is not None else []
+        )
+        done = self.state.save(
+            record, expected_revision=before.revision, leftover=leftover, settled=settled
+        )
+        return done, record, placement

@@ -11,6 +11,9 @@ Decisions (the reasons are in the modules named):
   arrives (consumers.py);
 * the feed omits cancelled entries in remove mode and marks them STATUS:CANCELLED in mark
   mode (ics.py); a wrong feed token is 404, like a feed that does not exist (feed_api.py);
+* consumers only write the wanted state; the mailbox lanes write the calendar, one holder
+  per mailbox cluster-wide, pausing a mailbox (never a consumer) for throttling, its budget
+  or while it is unavailable (lanes.py);
 * the calendar is called before the state commits; every call is idempotent (projector.py).
 """
 
@@ -18,9 +21,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 import psycopg
@@ -52,7 +56,8 @@ from calendar_sync.graph_auth import (
     TokenError,
     TokenProvider,
 )
-from calendar_sync.metrics import SyncMetrics
+from calendar_sync.lanes import Bell, Lanes, LaneSettings, Pace, SystemPace
+from calendar_sync.metrics import SyncMetrics, UnavailableMailboxes
 from calendar_sync.projector import Projector
 from calendar_sync.reconcile import Reconciler
 from calendar_sync.relay import StatusRelay
@@ -95,11 +100,18 @@ class Topics:
         )
 
 
-def graph_calendar(graph: GraphSettings, metrics: SyncMetrics) -> GraphCalendarAdapter:
+def graph_calendar(
+    graph: GraphSettings,
+    metrics: SyncMetrics,
+    options: CalendarSyncSettings | None = None,
+    pace: Pace | None = None,
+) -> GraphCalendarAdapter:
     """The Graph adapter; builds nothing that talks to the network yet."""
     assert graph.client_id
     assert graph.tenant_id
     assert graph.client_secret
+    options = options or CalendarSyncSettings()
+    pace = pace or SystemPace()
     secret = graph.client_secret.get_secret_value()
     tokens: TokenProvider
     if graph.token_url:
@@ -115,9 +127,31 @@ def graph_calendar(graph: GraphSettings, metrics: SyncMetrics) -> GraphCalendarA
         tokens,
         base_url=graph.base_url,
         http=http,
-        retry=GraphRetryPolicy(max_attempts=graph.max_attempts),
+        retry=GraphRetryPolicy(
+            max_attempts=graph.max_attempts,
+            inline_retry_after=graph.inline_retry_after_seconds,
+            retry_after_cap=options.retry_after_cap_seconds,
+        ),
+        sleep=pace.sleep,
+        settle_seconds=graph.settle_seconds,
     )
     return GraphCalendarAdapter(client)
+
+
+class ClockPace:
+    """A pace over a given clock, waiting in wall seconds (a clock a test moves by hand)."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def real_seconds(self, seconds: float) -> float:
+        return seconds
 
 
 @dataclass
@@ -130,6 +164,7 @@ class CalendarSyncService:
     feed: FeedStore | None
     calendar: Calendar
     projector: Projector
+    lanes: Lanes
     metrics: SyncMetrics
     topics: Topics
     policy: RetryPolicy
@@ -150,30 +185,59 @@ class CalendarSyncService:
         policy: RetryPolicy | None = None,
         store: StoreLocation | None = None,
         clock: Callable[[], datetime] = system_clock,
+        pace: Pace | None = None,
     ) -> CalendarSyncService:
         """`calendar` wins; else Graph when `graph` is configured; else the iCalendar feed.
 
-        `store` defaults to the service's own SQLite file or PostgreSQL schema.
+        `store` defaults to the service's own SQLite file or PostgreSQL schema. `pace`: the
+        clock the lanes follow and wait by (tests run it faster); default: `clock`'s.
         """
         options = options or CalendarSyncSettings()
+        if pace is None:
+            pace = SystemPace() if clock is system_clock else ClockPace(clock)
+        clock = pace.now
         store = store or settings.store(STORE_NAME)
         env = store.env()
         waker = Waker()
+        bell = Bell()
         metrics = SyncMetrics()
         feed: FeedStore | None = None
+
+        def saved() -> None:
+            waker.notify()  # the status relay
+            bell.ring()  # the lanes
+
         with store.creating():
-            state = SyncState(env, on_saved=waker.notify)
+            state = SyncState(env, on_saved=saved)
             parking = ParkingLot(env, "calendar_sync")
             if calendar is None:
                 if graph is not None and graph.configured:
-                    calendar = graph_calendar(graph, metrics)
+                    calendar = graph_calendar(graph, metrics, options, pace)
                 else:
                     feed = FeedStore(env, clock=clock)
                     calendar = FeedCalendar(feed)
             elif isinstance(calendar, FeedCalendar):
                 feed = calendar.store
         ParkedGauge(parking).register(metrics.registry)
+        UnavailableMailboxes(state.unavailable_counts).register(metrics.registry)
         projector = Projector(state, calendar, options.cancel_mode, clock)
+        lanes = Lanes(
+            projector,
+            metrics,
+            pace,
+            LaneSettings(
+                lease_seconds=options.lease_seconds,
+                retry_after_cap=options.retry_after_cap_seconds,
+                unavailable_first_check=options.unavailable_first_check_seconds,
+                unavailable_max_check=options.unavailable_max_check_seconds,
+                budget=options.request_budget,
+                budget_window=options.budget_window_seconds,
+            ),
+            bell=bell,
+            parking=parking,
+        )
+        if isinstance(calendar, GraphCalendarAdapter) and calendar.client.meter is None:
+            calendar.client.meter = lanes.budget  # every request counts against its mailbox
         policy = policy or RetryPolicy(
             max_attempts=options.max_attempts, infrastructure=INFRASTRUCTURE_ERRORS
         )
@@ -186,6 +250,7 @@ class CalendarSyncService:
             feed,
             calendar,
             projector,
+            lanes,
             metrics,
             topics or Topics.of(settings),
             policy,
@@ -201,6 +266,15 @@ class CalendarSyncService:
             "transport": self.transport.ping,
         }
 
+    def reconciler(self) -> Reconciler:
+        return Reconciler(
+            self.lanes,
+            self.metrics,
+            self.clock,
+            window_back=timedelta(days=self.options.reconcile_days_back),
+            window_ahead=timedelta(days=self.options.reconcile_days_ahead),
+        )
+
     def api(self, auth: Authenticator, *, root_path: str = "") -> FastAPI:
         routers = []
         if self.feed is not None:
@@ -210,7 +284,7 @@ class CalendarSyncService:
         routers.append(parked_router(self.parking, auth))
         api = SyncApi(
             state=self.state,
-            reconciler=Reconciler(self.projector, self.metrics, self.clock),
+            reconciler=self.reconciler(),
             auth=auth,
             metrics=self.metrics,
             checks=self.checks(),
@@ -221,7 +295,7 @@ class CalendarSyncService:
 
     # --- workers --------------------------------------------------------------------------
     def activity_handler(self) -> ActivityProjection:
-        return ActivityProjection(self.projector, self.metrics, self.clock)
+        return ActivityProjection(self.state, self.metrics, self.clock)
 
     def workers(self, roles: Iterable[str]) -> list[Worker]:
         if "consumer" not in set(roles):
@@ -233,6 +307,11 @@ class CalendarSyncService:
         ]
         workers.append(Worker("calendar-sync-customers", self.run_customers))
         workers.append(Worker("calendar-sync-status-relay", self.run_relay))
+        workers += [
+            Worker(f"calendar-sync-lane-{n}", self.lanes.run)
+            for n in range(self.options.lane_workers)
+        ]
+        workers.append(Worker("calendar-sync-lanes-parked", self.lanes.run_parked))
         for worker, handler in self._consumers().values():
             workers.append(
                 Worker(f"{worker}-parked", MessageRetries(self.parking, worker, handler).run)
@@ -248,7 +327,7 @@ class CalendarSyncService:
             ),
             "customers": (
                 f"consumer:{self.topics.group}.customers",
-                CustomerNames(self.projector).handle,
+                CustomerNames(self.state, self.clock).handle,
             ),
         }
 
@@ -270,12 +349,12 @@ class CalendarSyncService:
             consumer.close()
 
     def run_customers(self, stop: threading.Event) -> None:
-        # Names that came while no refresh could run (a crash, a failing calendar) first.
-        self.projector.refresh_names()
+        # Names that came while no lane could write them (a crash before the mark) first.
+        self.state.mark_stale_names(self.clock())
         consumer = self.transport.consumer(
             [self.topics.customers],
             f"{self.topics.group}.customers",
-            CustomerNames(self.projector).handle,
+            CustomerNames(self.state, self.clock).handle,
             policy=self._policy("customers"),
             stop=stop,
         )

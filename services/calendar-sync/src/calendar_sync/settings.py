@@ -34,6 +34,18 @@ class GraphSettings(BaseSettings):
     max_attempts: int = Field(
         default=8, ge=1, description="GRAPH_MAX_ATTEMPTS: per request, throttling included"
     )
+    inline_retry_after_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="GRAPH_INLINE_RETRY_AFTER_SECONDS: a Retry-After up to this is waited in "
+        "place; a longer one pauses the mailbox's lane instead",
+    )
+    settle_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="GRAPH_SETTLE_SECONDS: after an uncertain create found nothing, wait this "
+        "long and look again before creating with a new transactionId",
+    )
 
     @property
     def configured(self) -> bool:
@@ -61,5 +73,51 @@ class CalendarSyncSettings(BaseSettings):
     max_attempts: int = Field(
         default=5,
         ge=1,
-        description="CALENDAR_SYNC_MAX_ATTEMPTS: per message, before it is dead-lettered",
+        description="CALENDAR_SYNC_MAX_ATTEMPTS: per message, before it is dead-lettered "
+        "(only messages that cannot be applied to the state: the calendar never fails one)",
+    )
+    lane_workers: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="CALENDAR_SYNC_LANE_WORKERS: mailbox lanes worked at once per process",
+    )
+    lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="CALENDAR_SYNC_LEASE_SECONDS: a lane whose holder died is free after this",
+    )
+    retry_after_cap_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="CALENDAR_SYNC_RETRY_AFTER_CAP_SECONDS: the longest Retry-After honoured",
+    )
+    unavailable_first_check_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="CALENDAR_SYNC_UNAVAILABLE_FIRST_CHECK_SECONDS: a mailbox that refuses us "
+        "is looked at again after this, then after twice as long each time",
+    )
+    unavailable_max_check_seconds: float = Field(
+        default=21_600.0,
+        gt=0,
+        description="CALENDAR_SYNC_UNAVAILABLE_MAX_CHECK_SECONDS: the slowest schedule",
+    )
+    request_budget: int = Field(
+        default=9_500,
+        ge=1,
+        description="CALENDAR_SYNC_REQUEST_BUDGET: requests per mailbox per budget window "
+        "(Outlook allows 10,000 per 10 minutes per app and mailbox)",
+    )
+    budget_window_seconds: float = Field(
+        default=600.0, gt=0, description="CALENDAR_SYNC_BUDGET_WINDOW_SECONDS"
+    )
+    reconcile_days_back: int = Field(
+        default=90,
+        ge=0,
+        description="CALENDAR_SYNC_RECONCILE_DAYS_BACK: reconciliation walks the calendar "
+        "from this many days ago (entries before are checked one by one)",
+    )
+    reconcile_days_ahead: int = Field(
+        default=400, ge=0, description="CALENDAR_SYNC_RECONCILE_DAYS_AHEAD: ... to this many ahead"
     )
