@@ -16,8 +16,8 @@ writes them. A lane is a mailbox's row in the `mailboxes` table:
   `MailboxUnavailable` (a mailbox-level 404, or 403) on a slow schedule (minutes, doubling to
   hours): its due rows show `mailbox_unavailable` with Graph's code, stay due, and are written
   once the mailbox answers again; nothing is dead-lettered for what an administrator can fix;
-* the request budget (10,000 per 10 minutes by default less a margin) is counted per minute
-  in the lane's row, so it carries over from holder to holder;
+* the request budget (10,000 per 10 minutes by default less a margin) is counted in tenths
+  of the window in the lane's row, so it carries over from holder to holder;
 * an entry Graph refuses for good (a 4xx about the entry itself) is `failed`, with the
   reason, and parked (`/ops/parked`), where an operator's retry makes it due again.
 """
@@ -25,7 +25,6 @@ writes them. A lane is a mailbox's row in the `mailboxes` table:
 from __future__ import annotations
 
 import logging
-import math
 import sqlite3
 import threading
 import time
@@ -150,16 +149,18 @@ class Bell:
 
 
 class RequestBudget:
-    """Requests per mailbox per minute, over a sliding window; the Graph client's meter.
+    """Requests per mailbox over a sliding window, in tenths of it; the Graph client's meter.
 
-    Only mailboxes whose lane this process holds are counted (loaded at claim, written back
-    at release); a request for another one is not ours to count.
+    Counted conservatively: the window's ten buckets plus the one before, so a request that
+    Graph still counts is never forgotten here. Only mailboxes whose lane this process holds
+    are counted (loaded at claim, written back at release); a request for another one is not
+    ours to count.
     """
 
     def __init__(self, pace: Pace, limit: int, window: float) -> None:
         self._pace = pace
         self._limit = limit
-        self._minutes = max(1, math.ceil(window / 60))
+        self._bucket = max(window / 10, 1.0)
         self._held: dict[str, dict[int, int]] = {}
         self._lock = threading.Lock()
 
@@ -168,33 +169,32 @@ class RequestBudget:
             self._held[mailbox] = {int(k): v for k, v in buckets.items()}
 
     def unload(self, mailbox: str) -> dict[str, int]:
-        now = self._minute()
+        oldest = self._now() - 11
         with self._lock:
             buckets = self._held.pop(mailbox, {})
-        return {str(k): v for k, v in buckets.items() if k > now - self._minutes}
+        return {str(k): v for k, v in buckets.items() if k > oldest}
 
     def used(self, mailbox: str) -> int:
-        now = self._minute()
+        oldest = self._now() - 11
         with self._lock:
-            buckets = self._held.get(mailbox, {})
-            return sum(v for k, v in buckets.items() if k > now - self._minutes)
+            return sum(v for k, v in self._held.get(mailbox, {}).items() if k > oldest)
 
     def __call__(self, mailbox: str) -> None:
-        now = self._minute()
+        now = self._now()
         with self._lock:
             buckets = self._held.get(mailbox.lower())
             if buckets is None:
                 return
-            for minute in [k for k in buckets if k <= now - self._minutes]:
-                del buckets[minute]
+            for old in [k for k in buckets if k <= now - 11]:
+                del buckets[old]
             if sum(buckets.values()) >= self._limit:
-                oldest = min(buckets)
-                wait = (oldest + self._minutes) * 60 - self._pace.now().timestamp()
+                # Free once the oldest bucket has left the (widened) window.
+                wait = (min(buckets) + 11) * self._bucket - self._pace.now().timestamp()
                 raise BudgetExhausted(mailbox, max(wait, 1.0))
             buckets[now] = buckets.get(now, 0) + 1
 
-    def _minute(self) -> int:
-        return int(self._pace.now().timestamp() // 60)
+    def _now(self) -> int:
+        return int(self._pace.now().timestamp() // self._bucket)
 
 
 def _wall() -> datetime:
