@@ -186,8 +186,13 @@ EOF
 
 format_storage() {
     local cid
+    # As Kafka's own Uuid.randomUuid: never one starting with "-", which the tool's argument
+    # parser would read as an option (a 1-in-64 failure to start).
     cid="$(python3 -c 'import base64, uuid
-print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+cid = "-"
+while cid.startswith("-"):
+    cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+print(cid)')"
     log "formatting $data (cluster id $cid)"
     if ! java "${java_opts[@]}" -cp "$libs/*" kafka.tools.StorageTool format -t "$cid" -c "$props" \
         >"$logs/format.log" 2>&1 </dev/null 9>&-; then
