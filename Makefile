@@ -68,6 +68,10 @@ test-unit: sync  ## tests that need nothing running
 test-integration: sync infra  ## tests against the real PostgreSQL and Kafka
 	$(RUN) pytest tests/integration
 
+.PHONY: graph-contract
+graph-contract: sync  ## the Graph fake's behaviour tests against a Microsoft 365 tenant (GRAPH_TENANT_ID, GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET, GRAPH_CONTRACT_MAILBOX; not in `make test`)
+	GRAPH_CONTRACT=1 $(RUN) pytest tests/integration/calendar_sync/test_graph_contract.py -k tenant -v -p no:cacheprovider
+
 images:  ## build the three service images (needs a Docker engine; there is none on the CI machine)
 	@command -v docker >/dev/null 2>&1 || { echo "make images needs docker (BuildKit)" >&2; exit 1; }
 	for spec in activity:activity segmentation:segmentation calendar-sync:calendar_sync; do \
