@@ -307,10 +307,9 @@ class CalendarSyncService:
         ]
         workers.append(Worker("calendar-sync-customers", self.run_customers))
         workers.append(Worker("calendar-sync-status-relay", self.run_relay))
-        workers += [
-            Worker(f"calendar-sync-lane-{n}", self.lanes.run)
-            for n in range(self.options.lane_workers)
-        ]
+        # SQLite takes one writer at a time: more lanes would only wait for each other's locks.
+        lanes = self.options.lane_workers if self.store.is_postgres else 1
+        workers += [Worker(f"calendar-sync-lane-{n}", self.lanes.run) for n in range(lanes)]
         workers.append(Worker("calendar-sync-lanes-parked", self.lanes.run_parked))
         for worker, handler in self._consumers().values():
             workers.append(
