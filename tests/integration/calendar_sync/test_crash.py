@@ -93,6 +93,8 @@ class DiesAfterWrite:
         return self.inner.window(mailbox, start, end)
 
 
+# The lane's thread is meant to die with Killed: pytest need not report it.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.parametrize("nth", [1, 17, 40])
 def test_a_lane_killed_before_its_commit_is_replaced_without_duplicates_or_gaps(
     kafka: KafkaTransport,
