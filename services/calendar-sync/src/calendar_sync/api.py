@@ -6,7 +6,6 @@ hints at route definition time, and `x` is local to the factory.
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -23,6 +22,7 @@ from crm_platform.http import (
     install_error_handlers,
 )
 from crm_platform.ops import ops_router
+from crm_platform.values import UtcInstant
 from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, Field
 
@@ -48,7 +48,7 @@ class SyncOut(BaseModel):
         "refuses us (status mailbox_unavailable)"
     )
     failed_version: int | None = Field(description="The activity version that failed")
-    updated_at: datetime
+    updated_at: UtcInstant
 
     @classmethod
     def of(cls, record: SyncRecord) -> "SyncOut":
@@ -79,10 +79,10 @@ class ReconcileOut(BaseModel):
 
 class MailboxOut(BaseModel):
     mailbox: str
-    paused_until: datetime | None = Field(description="When its lane looks again")
+    paused_until: UtcInstant | None = Field(description="When its lane looks again")
     reason: str | None = Field(description="throttled, budget, unreachable, unavailable or retry")
     code: str | None = Field(description="Graph's code while the mailbox is unavailable")
-    unavailable_since: datetime | None
+    unavailable_since: UtcInstant | None
     checks: int = Field(description="Failed looks in a row (the backoff grows with them)")
 
 
