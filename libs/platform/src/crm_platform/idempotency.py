@@ -21,7 +21,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from crm_platform.errors import Forbidden, StaleVersion
+from crm_platform.errors import Forbidden, LostRace, StaleVersion
 from crm_platform.outages import TRANSIENT_ERRORS
 
 # Refusals a key never turns into a replay (see `idempotent`).
@@ -150,6 +150,26 @@ def require_version(aggregate: Aggregate, expected_version: int | None, what: st
 
 
 Command = Callable[Concatenate[A, P], O]
+
+LOST_RACE_ATTEMPTS = 3
+
+
+def retries_lost_races(command: Command[A, P, O]) -> Command[A, P, O]:
+    """Runs a command again (up to LOST_RACE_ATTEMPTS times) when its save lost an optimistic
+    race: nothing was written, and the command reads everything afresh, so it judges the new
+    state (an If-Match that no longer holds is refused then, as it should be). A background
+    worker touching the same aggregate (e.g. a customer's file) thus costs a client nothing."""
+
+    @functools.wraps(command)
+    def run(self: A, /, *args: P.args, **kwargs: P.kwargs) -> O:
+        for _ in range(LOST_RACE_ATTEMPTS - 1):
+            try:
+                return command(self, *args, **kwargs)
+            except LostRace:
+                continue
+        return command(self, *args, **kwargs)
+
+    return run
 
 
 def replayed_by(method: str) -> Callable[[Command[A, P, O]], Command[A, P, O]]:

@@ -29,6 +29,7 @@ from crm_platform.idempotency import (
     idempotent,
     keyed,
     require_version,
+    retries_lost_races,
 )
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
@@ -100,6 +101,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
     # -- planning -------------------------------------------------------------------------
 
     @idempotent
+    @retries_lost_races
     def plan(
         self, actor: Actor, request: PlanRequest, *, idempotency: IdempotencyKey | None = None
     ) -> Outcome:
@@ -113,6 +115,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         return self._save(activity, [file], idempotency, 201)
 
     @idempotent
+    @retries_lost_races
     def register(
         self,
         actor: Actor,
@@ -142,6 +145,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
     # -- changing a planned activity ------------------------------------------------------
 
     @idempotent
+    @retries_lost_races
     def move(
         self,
         actor: Actor,
@@ -173,6 +177,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         return self._save(activity, [file], idempotency)
 
     @idempotent
+    @retries_lost_races
     def retype(
         self,
         actor: Actor,
@@ -191,6 +196,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         return self._save(activity, [], idempotency)
 
     @idempotent
+    @retries_lost_races
     def edit(
         self,
         actor: Actor,
@@ -213,6 +219,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         return self._save(activity, [], idempotency)
 
     @idempotent
+    @retries_lost_races
     def reassign(
         self,
         actor: Actor,
@@ -249,6 +256,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         return len(moving)
 
     @idempotent
+    @retries_lost_races
     def add_attachment(
         self,
         actor: Actor,
@@ -263,6 +271,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         return self._save(activity, [], idempotency, 201)
 
     @idempotent
+    @retries_lost_races
     def complete(
         self,
         actor: Actor,
@@ -288,6 +297,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         return self._close(activity, follow_up, profile, actor, now, "completed", idempotency)
 
     @idempotent
+    @retries_lost_races
     def cancel(
         self,
         actor: Actor,
