@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 from activity.domain import ImportedActivity
-from activity.imports import BadFile, RowProblem, read_rows
+from activity.imports import RowProblem, read_rows
 from crm_contracts.enums import ActivityType, Channel
+from crm_platform.csv_table import BadFile
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 HEADER = "external_id,customer_id,owner,type,channel,held_at,note"

@@ -333,31 +333,27 @@ class ActivityApplication(NotifiesSaves[UUID]):
             raise Forbidden("only a sales manager may import activities")
         now = self.clock()
         refused: dict[str, str] = {}
-        accepted: list[ImportedActivity] = []
+        # A history has many rows per customer: ask the directory once per customer.
+        known = {c: self.directory.get(c) is not None for c in {i.customer_id for i in items}}
+        accepted: list[tuple[ImportedActivity, Activity]] = []
         for item in items:
-            if self.directory.get(item.customer_id) is None:
+            if not known[item.customer_id]:
                 refused[item.external_id] = f"customer {item.customer_id} is not in the registry"
                 continue
             try:
-                Activity.import_held(item, actor=actor.user_id, now=now)
-                accepted.append(item)
+                accepted.append((item, Activity.import_held(item, actor=actor.user_id, now=now)))
             except DomainError as error:
                 refused[item.external_id] = error.message
-
-        def fresh(item: ImportedActivity) -> Activity:
-            # A save collects the aggregate's events, even when it fails: a retry needs
-            # the aggregate made again.
-            return Activity.import_held(item, actor=actor.user_id, now=now)
-
         try:
-            self.save(*map(fresh, accepted))
+            self.save(*(activity for _, activity in accepted))
             return len(accepted), 0, refused
         except IntegrityError:
             pass  # some were imported before (a second run of the file): one at a time
         imported = before = 0
-        for item in accepted:
+        for item, _ in accepted:
             try:
-                self.save(fresh(item))
+                # Made again: the failed save collected the first one's events.
+                self.save(Activity.import_held(item, actor=actor.user_id, now=now))
                 imported += 1
             except IntegrityError:
                 before += 1

@@ -14,8 +14,7 @@ like registered ones; they never reach a calendar, and "not in the past" does no
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from itertools import islice
@@ -27,7 +26,8 @@ from crm_contracts.patterns import is_id, is_mailbox, is_text
 from crm_contracts.primitives import ID_MAX, NOTE_MAX, SUBJECT_MAX
 from crm_platform.actors import Actor
 from crm_platform.auth.principal import normalize_user_id
-from crm_platform.errors import DomainError, Forbidden
+from crm_platform.csv_table import CsvRow, csv_rows
+from crm_platform.errors import Forbidden
 from crm_platform.values import EARLIEST
 
 from activity.application import ActivityApplication
@@ -58,46 +58,18 @@ class ImportResult:
     rejected: list[RowProblem] = field(default_factory=list)
 
 
-class BadFile(DomainError):
-    """The file as a whole cannot be read (no header, missing columns): 422."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("file", message, field="body")
-
-
 def read_rows(
     lines: Iterable[str], now: datetime
 ) -> Iterator[tuple[int, ImportedActivity | RowProblem]]:
     """Each data row as (line, a valid item or its problems), in file order."""
-    reader = csv.reader(lines)
-    header = next(reader, None)
-    if header is None:
-        raise BadFile("the file is empty; it needs a header line: " + ", ".join(REQUIRED))
-    names = [h.strip().lstrip("\ufeff").lower() for h in header]
-    missing = [c for c in REQUIRED if c not in names]
-    if missing:
-        raise BadFile(f"the header lacks the column(s) {', '.join(missing)}")
-    index: dict[str, int] = {c: names.index(c) for c in (*REQUIRED, *OPTIONAL) if c in names}
     seen: dict[str, int] = {}
-    for record in reader:
-        if not any(cell.strip() for cell in record):
-            continue  # blank lines are not rows
-        line = reader.line_num
-        yield line, _validate(record, line, index, len(names), seen, now)
+    for row in csv_rows(lines, REQUIRED, OPTIONAL):
+        yield row.line, _validate(row, seen, now)
 
 
-def _validate(
-    record: Sequence[str],
-    line: int,
-    index: dict[str, int],
-    width: int,
-    seen: dict[str, int],
-    now: datetime,
-) -> ImportedActivity | RowProblem:
-    cells = {c: (record[i].strip() if i < len(record) else "") for c, i in index.items()}
-    reasons: list[str] = []
-    if len(record) != width:
-        reasons.append(f"expected {width} columns, found {len(record)}")
+def _validate(row: CsvRow, seen: dict[str, int], now: datetime) -> ImportedActivity | RowProblem:
+    cells, line = row.cells, row.line
+    reasons = [row.width_problem] if row.width_problem else []
     external_id = cells["external_id"]
     if not external_id or len(external_id) > ID_MAX or not is_id(external_id):
         reasons.append("external_id is missing or not an id (letters, digits, . _ ~ : @ + -)")

@@ -29,9 +29,8 @@ What a row does (decided here; the guide is silent):
 
 from __future__ import annotations
 
-import csv
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -40,6 +39,7 @@ from typing import Final
 
 from crm_platform.actors import Actor
 from crm_platform.auth.principal import normalize_user_id
+from crm_platform.csv_table import CsvRow, csv_rows
 from crm_platform.errors import DomainError, Forbidden, LostRace
 from crm_platform.values import check_day
 from eventsourcing.persistence import IntegrityError
@@ -107,42 +107,16 @@ class ImportResult:
         return self.imported + self.updated + self.unchanged + len(self.rejected)
 
 
-class BadFile(DomainError):
-    """The file as a whole cannot be read (no header, missing columns): 422."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("file", message, details={"field": "body"})
-
-
-# -- reading and validating ------------------------------------------------------------------
-
-
 def read_rows(lines: Iterable[str]) -> Iterator[Row | RowProblem]:
     """Each data row of the CSV as a valid `Row` or a `RowProblem`, in file order."""
-    reader = csv.reader(lines)
-    header = next(reader, None)
-    if header is None:
-        raise BadFile("the file is empty; it needs a header line: " + ", ".join(COLUMNS))
-    names = [h.strip().lstrip("\ufeff").lower() for h in header]
-    missing = [c for c in COLUMNS if c not in names]
-    if missing:
-        raise BadFile(f"the header lacks the column(s) {', '.join(missing)}")
-    index: dict[str, int] = {c: names.index(c) for c in (*COLUMNS, *OPTIONAL_COLUMNS) if c in names}
     seen: dict[str, int] = {}
-    for record in reader:
-        if not any(cell.strip() for cell in record):
-            continue  # blank lines are not rows
-        yield _validate(record, reader.line_num, index, len(names), seen)
+    for row in csv_rows(lines, COLUMNS, OPTIONAL_COLUMNS):
+        yield _validate(row, seen)
 
 
-def _validate(
-    record: Sequence[str], line: int, index: dict[str, int], width: int, seen: dict[str, int]
-) -> Row | RowProblem:
-    cells = {c: (record[i].strip() if i < len(record) else "") for c, i in index.items()}
-    cells.update({c: "" for c in OPTIONAL_COLUMNS if c not in cells})
-    reasons: list[str] = []
-    if len(record) != width:
-        reasons.append(f"expected {width} columns, found {len(record)}")
+def _validate(row: CsvRow, seen: dict[str, int]) -> Row | RowProblem:
+    cells, line = row.cells, row.line
+    reasons = [row.width_problem] if row.width_problem else []
 
     def check(parse: Callable[[], str | None]) -> str | None:
         try:
