@@ -26,6 +26,7 @@ from crm_devstack.stack import Stack, StackError
 
 from tests.fakes import GraphFake
 from tests.support.polling import wait_until
+from tests.support.schemas import drop_schemas
 
 T = TypeVar("T")
 
@@ -174,3 +175,42 @@ def directory_knows(caller: Caller, customer_id: str) -> bool:
     }
     response = caller.activity.post("/activities", json=body)
     return response.status_code == 422 and response.json().get("code") == "R5"
+
+
+# -- module fixtures: a test module that imports them (and lists them in `__all__`) gets a
+# -- stack of its own, with a Graph fake for calendar-sync.
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[GraphFake]:
+    with GraphFake(seed=11) as fake:
+        fake.faults.retry_after = "0.01"
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def stack_prefix() -> str:
+    """The module's stack's schema, consumer-group and topic prefix."""
+    return unique_prefix()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    postgres_dsn: str,
+    kafka_bootstrap: str,
+    graph: GraphFake,
+    stack_prefix: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    env = stack_env(postgres_dsn, kafka_bootstrap, stack_prefix, graph)
+    try:
+        with running_stack(tmp_path_factory.mktemp("devstack"), env) as running:
+            yield running
+    finally:
+        drop_schemas(postgres_dsn, stack_prefix)
+
+
+@pytest.fixture
+def run() -> str:
+    """A fresh id for this test's customers and consultants."""
+    return uuid.uuid4().hex[:10]

@@ -11,17 +11,14 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from kafka import KafkaConsumer
 
-from tests.e2e.stack_fixture import Caller, eventually, ok, running_stack, stack_env, unique_prefix
+from tests.e2e.stack_fixture import Caller, eventually, graph, ok, run, stack, stack_prefix
 from tests.fakes import GraphFake
-from tests.support.schemas import drop_schemas
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -38,37 +35,7 @@ PROFILE = {
 }
 
 
-@pytest.fixture(scope="module")
-def graph() -> Iterator[GraphFake]:
-    with GraphFake(seed=13) as fake:
-        fake.faults.retry_after = "0.01"
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def prefix() -> str:
-    return unique_prefix()
-
-
-@pytest.fixture(scope="module")
-def stack(
-    postgres_dsn: str,
-    kafka_bootstrap: str,
-    graph: GraphFake,
-    prefix: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Any]:
-    env = stack_env(postgres_dsn, kafka_bootstrap, prefix, graph)
-    try:
-        with running_stack(tmp_path_factory.mktemp("guide"), env) as running:
-            yield running
-    finally:
-        drop_schemas(postgres_dsn, prefix)
-
-
-@pytest.fixture
-def run() -> str:
-    return uuid.uuid4().hex[:10]
+__all__ = ["graph", "run", "stack", "stack_prefix"]  # module fixtures
 
 
 def plan_body(
@@ -112,7 +79,7 @@ def gap_messages(bootstrap: str, topic: str, customer_id: str) -> list[dict[str,
 
 
 def test_an_r8_gap_opens_when_a_discovery_meeting_makes_a_c_customer_prioritized(
-    stack: Any, kafka_bootstrap: str, prefix: str, run: str
+    stack: Any, kafka_bootstrap: str, stack_prefix: str, run: str
 ) -> None:
     owner = f"anna.{run}@example.dk"
     customer = f"c-{run}"
@@ -165,7 +132,7 @@ def test_an_r8_gap_opens_when_a_discovery_meeting_makes_a_c_customer_prioritized
         message="the gap closed by the plan",
         explain=["activity-workers"],
     )
-    topic = f"{prefix}.crm.activity.r8-gaps.v1"
+    topic = f"{stack_prefix}.crm.activity.r8-gaps.v1"
     messages = eventually(
         stack,
         lambda: (m := gap_messages(kafka_bootstrap, topic, customer)) and len(m) >= 2 and m,

@@ -19,7 +19,6 @@ import sys
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,9 +37,12 @@ from tests.e2e.stack_fixture import (
     directory_knows,
     eventually,
     free_port_base,
+    graph,
     ok,
-    running_stack,
+    run,
+    stack,
     stack_env,
+    stack_prefix,
     unique_prefix,
 )
 from tests.fakes import GraphFake
@@ -52,33 +54,7 @@ pytestmark = pytest.mark.timeout(300)
 CUSTOMER_NAME = "Bager Hansen ApS"
 
 
-@pytest.fixture(scope="module")
-def graph() -> Iterator[GraphFake]:
-    with GraphFake(seed=11) as fake:
-        fake.faults.retry_after = "0.01"
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def stack(
-    postgres_dsn: str,
-    kafka_bootstrap: str,
-    graph: GraphFake,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Stack]:
-    prefix = unique_prefix()
-    env = stack_env(postgres_dsn, kafka_bootstrap, prefix, graph)
-    try:
-        with running_stack(tmp_path_factory.mktemp("devstack"), env) as running:
-            yield running
-    finally:
-        drop_schemas(postgres_dsn, prefix)
-
-
-@pytest.fixture
-def run() -> str:
-    """A fresh id for this test's customers and consultants."""
-    return uuid.uuid4().hex[:10]
+__all__ = ["graph", "run", "stack", "stack_prefix"]  # module fixtures
 
 
 # --------------------------------------------------------------------------- helpers
