@@ -388,18 +388,19 @@ class ActivityQueries(SqlView):  # type: ignore[misc, unused-ignore]  # crm_plat
         last activity, a newly prioritized customer), and gaps whose customer has a future
         activity again or is no longer prioritized. The customer's file decides."""
         directory = self._sibling_table(CustomerDirectory.name, "customers")
+        # `{c}` is filled with the outer query's alias; `{{t}}` stays for `query` to fill.
         future = (
-            "EXISTS (SELECT 1 FROM {t}activities a WHERE a.customer_id = {c}.customer_id"
+            "EXISTS (SELECT 1 FROM {{t}}activities a WHERE a.customer_id = {c}.customer_id"
             " AND a.status = ? AND a.starts_at > ?)"
         )
         at = iso(now)
         rows = self.query(
             f"SELECT c.customer_id FROM {directory} c WHERE c.prioritized = ?"  # noqa: S608
-            f" AND NOT {future.format(t='{t}', c='c')}"
+            f" AND NOT {future.format(c='c')}"
             " AND NOT EXISTS (SELECT 1 FROM {t}gaps g WHERE g.customer_id = c.customer_id)"
             " UNION SELECT g.customer_id FROM {t}gaps g"
             f" LEFT JOIN {directory} c ON c.customer_id = g.customer_id"
-            f" WHERE c.customer_id IS NULL OR c.prioritized = ? OR {future.format(t='{t}', c='g')}",
+            f" WHERE c.customer_id IS NULL OR c.prioritized = ? OR {future.format(c='g')}",
             (True, PLANNED, at, False, PLANNED, at),
         )
         return sorted(r["customer_id"] for r in rows)
