@@ -35,6 +35,7 @@ from segmentation.api import SegmentationApi, create_app
 from segmentation.application import SegmentationApplication
 from segmentation.attainment import ActivityEventsConsumer
 from segmentation.attainment_api import attainment_router, customer_body
+from segmentation.cockpit_api import cockpit_router
 from segmentation.recompute_worker import RecomputeRunner
 from segmentation.relay import CustomerRelay, relay_tracking
 from segmentation.rules import local_date
@@ -113,6 +114,7 @@ class SegmentationService:
             attainment=self._this_year,
             extra_routers=[
                 attainment_router(self.attainment, self.app, auth, self.clock),
+                cockpit_router(self.attainment, self.app, auth, self.clock),
                 parked_router(self.parking, auth),
             ],
         )

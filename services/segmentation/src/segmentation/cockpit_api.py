@@ -1,0 +1,168 @@
+"""Read-only routes the sales cockpit needs beyond the attainment report: who is behind.
+
+`GET /reports/behind-target` lists the customers whose completed meetings of the year are
+behind what their targets expect by today (the pro-rated minimum accrued so far), the
+largest shortfall first. The team report (`/reports/attainment`) says how many customers
+are on target per consultant and segment; this one names them, so a consultant knows whom to
+call and a manager what to talk about in coaching.
+
+A report about a person's performance: managers and services see anyone's, a consultant only
+their own (without `owner=` they get their own), as `/reports/attainment`.
+
+No `from __future__ import annotations`: FastAPI resolves the `Annotated[..., Depends(x)]`
+hints when the routes are defined, and `x` is local to the factory.
+"""
+
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Final
+
+from crm_contracts.enums import ActivityType, Segment
+from crm_platform.auth import Authenticator, Principal
+from crm_platform.auth.principal import normalize_user_id
+from crm_platform.http import ApiError, StrictRoute, error_responses
+from crm_platform.values import OwnerQuery, UtcInstant
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from segmentation.application import SegmentationApplication
+from segmentation.attainment import ActivityEventsConsumer
+from segmentation.registry import RegistryRow
+from segmentation.rules import local_date
+from segmentation.targets import SegmentHistory, attainment
+
+PAGE: Final = 1000  # registry rows per read
+Year = Annotated[int | None, Query(ge=2000, le=2100, description="Default: this year")]
+Limit = Annotated[int, Query(ge=1, le=500, description="At most this many customers")]
+
+
+class BehindLine(BaseModel):
+    type: ActivityType
+    type_label: str
+    actual: int
+    expected_by_today: Decimal  # the pro-rated minimum accrued so far, one decimal
+    min: Decimal  # the whole year's minimum
+    max: Decimal
+
+
+class BehindCustomer(BaseModel):
+    customer_id: str
+    name: str
+    owner: str | None
+    segment: Segment
+    shortfall: Decimal  # meetings behind, summed over the lines below
+    lines: list[BehindLine]  # only the meeting types that are behind
+
+
+class BehindReport(BaseModel):
+    year: int
+    as_of: UtcInstant
+    owner: str | None
+    segment: Segment | None
+    total: int  # customers behind, of which `items` holds the first `limit`
+    items: list[BehindCustomer]
+
+
+def cockpit_router(
+    consumer_view: ActivityEventsConsumer,
+    app: SegmentationApplication,
+    auth: Authenticator,
+    clock: Callable[[], datetime],
+) -> APIRouter:
+    router = APIRouter(tags=["attainment"], route_class=StrictRoute)
+    Caller = Annotated[Principal, Depends(auth.principal)]
+
+    @router.get(
+        "/reports/behind-target",
+        response_model=BehindReport,
+        responses=error_responses(403),
+        summary="Customers whose meetings are behind what their targets expect by today",
+    )
+    def behind_target(
+        caller: Caller,
+        year: Year = None,
+        owner: OwnerQuery = None,
+        segment: Segment | None = None,
+        limit: Limit = 50,
+    ) -> BehindReport:
+        wanted = normalize_user_id(owner) if owner else None
+        if not (caller.is_manager or caller.is_service):
+            if wanted is not None and wanted != caller.user_id:
+                raise ApiError(403, "forbidden", "a consultant sees only their own customers")
+            wanted = caller.user_id
+        now = clock()
+        chosen = year or local_date(now).year
+        found = sorted(
+            _behind(consumer_view, app, chosen, now, wanted, segment),
+            key=lambda c: (-c.shortfall, c.name.casefold(), c.customer_id),
+        )
+        return BehindReport(
+            year=chosen,
+            as_of=now,
+            owner=wanted,
+            segment=segment,
+            total=len(found),
+            items=found[:limit],
+        )
+
+    return router
+
+
+def _behind(
+    consumer_view: ActivityEventsConsumer,
+    app: SegmentationApplication,
+    year: int,
+    now: datetime,
+    owner: str | None,
+    segment: Segment | None,
+) -> Iterator[BehindCustomer]:
+    policy = app.current_policy().policy
+    actual, _ = consumer_view.counts(year, now)
+    today = local_date(now)
+    for customer in _registry(app, owner, segment):
+        item = attainment(
+            year,
+            _history(app, customer, year),
+            policy,
+            actual.get(customer.customer_id, {}),
+            today=today,
+        )
+        lines = [
+            BehindLine(
+                type=line.type,
+                type_label=line.type.label,
+                actual=line.actual,
+                expected_by_today=line.expected_by_today,
+                min=line.min,
+                max=line.max,
+            )
+            for line in item.lines.values()
+            if line.actual < line.expected_by_today
+        ]
+        if lines:
+            yield BehindCustomer(
+                customer_id=customer.customer_id,
+                name=customer.name,
+                owner=customer.owner,
+                segment=Segment(customer.segment),
+                shortfall=sum((ln.expected_by_today - ln.actual for ln in lines), Decimal(0)),
+                lines=lines,
+            )
+
+
+def _registry(
+    app: SegmentationApplication, owner: str | None, segment: Segment | None
+) -> Iterator[RegistryRow]:
+    after = 0
+    while page := app.customers(segment=segment, owner=owner, after=after, limit=PAGE):
+        yield from page
+        after = page[-1].seq
+
+
+def _history(app: SegmentationApplication, customer: RegistryRow, year: int) -> SegmentHistory:
+    # As the team report: a segment held since before the year is the whole history that
+    # matters, and reading the customer's event stream is avoided.
+    if customer.segment_since <= date(year, 1, 1):
+        return [(customer.segment_since, Segment(customer.segment))]
+    return app.segment_history(customer.customer_id)
