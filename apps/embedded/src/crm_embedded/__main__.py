@@ -23,10 +23,11 @@ def serve(host: str, port: int) -> None:
     auth = Authenticator(
         AuthSettings(), production_settings_present=settings.production_settings_present
     )
-    system = EmbeddedSystem.build(settings, auth, host, port)
+    system = EmbeddedSystem.build(settings, auth, host, port, cockpit=True)
     base = server_url(host, port)
     print(
         f"CRM activity backbone on {base}\n"
+        f"  sales cockpit {base}/  (index of the APIs: {base}/api)\n"
         f"  activity      {base}/activity/docs\n"
         f"  segmentation  {base}/segmentation/docs\n"
         f"  calendar-sync {base}/calendar-sync/docs  (feeds: /calendar-sync/calendars/"

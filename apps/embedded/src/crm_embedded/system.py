@@ -19,11 +19,13 @@ from activity.service import ActivityService
 from calendar_sync.service import ROLES as CALENDAR_ROLES
 from calendar_sync.service import CalendarSyncService
 from calendar_sync.settings import CalendarSyncSettings, GraphSettings
-from crm_platform.auth import Authenticator
+from crm_platform.auth import Authenticator, AuthMode
 from crm_platform.http import install_error_handlers
 from crm_platform.logs import CorrelationId
 from crm_platform.settings import RuntimeSettings
 from crm_platform.workers import Supervisor
+from crm_web.app import create_app as create_cockpit
+from crm_web.settings import SignIn, WebSettings
 from fastapi import FastAPI
 from segmentation.service import ROLES as SEGMENTATION_ROLES
 from segmentation.service import SegmentationService
@@ -70,9 +72,19 @@ class EmbeddedSystem:
 
     @classmethod
     def build(
-        cls, settings: RuntimeSettings, auth: Authenticator, host: str, port: int
+        cls,
+        settings: RuntimeSettings,
+        auth: Authenticator,
+        host: str,
+        port: int,
+        *,
+        cockpit: bool = False,
     ) -> EmbeddedSystem:
-        """Everything `make run` runs; nothing starts until `supervisor.start()` and a server."""
+        """Everything `make run` runs; nothing starts until `supervisor.start()` and a server.
+
+        `cockpit=True` (what `make run` serves) mounts the sales cockpit at `/`: it calls the
+        APIs of this same server over HTTP, as it would call them anywhere else.
+        """
         transport = settings.transport("embedded")
         activity = ActivityService.build(settings, transport)
         segmentation = SegmentationService.build(settings, transport)
@@ -91,7 +103,8 @@ class EmbeddedSystem:
                 "/activity": activity.api(auth),
                 "/segmentation": segmentation.api(auth),
                 CALENDAR_PREFIX: calendar.api(auth),
-            }
+            },
+            cockpit_app(auth, host, port) if cockpit else None,
         )
         return cls(settings, activity, segmentation, calendar, supervisor, root)
 
@@ -100,15 +113,33 @@ class EmbeddedSystem:
             service.close()
 
 
-def root_app(apis: Mapping[str, FastAPI]) -> FastAPI:
-    """The services' APIs under their prefixes, and an index of them at `/`."""
+def cockpit_app(auth: Authenticator, host: str, port: int) -> FastAPI:
+    """The cockpit over this server's APIs; dev sign-in when the APIs take dev identities."""
+    base = server_url(host, port)
+    dev = auth.settings.mode is AuthMode.DEV
+    return create_cockpit(
+        WebSettings(
+            sign_in=SignIn.DEV if dev else SignIn.PROXY,
+            activity_url=f"{base}/activity",
+            segmentation_url=f"{base}/segmentation",
+            calendar_url=f"{base}{CALENDAR_PREFIX}",
+        )
+    )
+
+
+def root_app(apis: Mapping[str, FastAPI], cockpit: FastAPI | None = None) -> FastAPI:
+    """The services' APIs under their prefixes, and an index of them at `/`.
+
+    With the cockpit, the cockpit is at `/` (mounted last, so every API prefix matches
+    first) and the index moves to `/api`.
+    """
     root = FastAPI(title="CRM activity backbone", docs_url=None, redoc_url=None, openapi_url=None)
     # Paths outside the three services answer like the services do (problem+json, full Allow).
     install_error_handlers(root)
     for prefix, api in apis.items():
         root.mount(prefix, api)
 
-    @root.get("/")
+    @root.get("/" if cockpit is None else "/api")
     def index() -> dict[str, object]:
         return {
             "services": {
@@ -116,5 +147,7 @@ def root_app(apis: Mapping[str, FastAPI]) -> FastAPI:
             }
         }
 
+    if cockpit is not None:
+        root.mount("/", cockpit)
     root.add_middleware(CorrelationId)
     return root
