@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 import jwt
 import pytest
+from crm_platform.auth import AuthSettings, JwksCache, tokens
+from crm_platform.auth.tokens import VERIFIED_FOR_S, InvalidToken, TokenValidator
 from fastapi.testclient import TestClient
 
 from tests.integration.auth.support import (
@@ -277,3 +279,95 @@ def test_openapi_declares_the_bearer_scheme(client: TestClient) -> None:
     assert document["paths"]["/me"]["get"]["security"] == [{"bearer": []}]
     parameters = document["paths"]["/me"]["get"].get("parameters", [])
     assert all(p["name"] not in ("X-Dev-User", "X-Dev-Roles") for p in parameters)
+
+
+# -- a token verified once is believed again, within limits --------------------------------
+
+
+class WallClock:
+    """The validator's wall clock (for `exp`), moved by hand from the real time."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def validator_for(
+    settings: AuthSettings, clock: FakeClock, wall: WallClock
+) -> tuple[TokenValidator, JwksCache]:
+    jwks = JwksCache.from_settings(settings, clock=clock)
+    return TokenValidator(settings, jwks, wall_clock=wall), jwks
+
+
+def test_a_verified_token_is_believed_again_without_a_signature_check(
+    settings: AuthSettings, keys: Keys, clock: FakeClock
+) -> None:
+    validator, _ = validator_for(settings, clock, WallClock())
+    token = keys.rsa.sign(claims())
+
+    assert validator.verified(token) is None
+    claims_once = validator.validate(token)
+
+    assert validator.verified(token) == claims_once
+    # A token never validated, even one differing by its signature only, is not believed.
+    assert validator.verified(tamper(token, roles=["sales_manager"])) is None
+
+
+def test_a_believed_token_expires_with_its_exp_and_after_five_minutes_at_most(
+    settings: AuthSettings, keys: Keys, clock: FakeClock
+) -> None:
+    wall = WallClock()
+    validator, _ = validator_for(settings, clock, wall)
+    short = keys.rsa.sign(claims(exp=int(wall.now) + 60))
+    long = keys.rsa.sign(claims(exp=int(wall.now) + 3600))
+    validator.validate(short)
+    validator.validate(long)
+
+    wall.now += 61
+    assert validator.verified(short) is None
+    assert validator.verified(long) is not None
+    wall.now += VERIFIED_FOR_S
+    assert validator.verified(long) is None
+
+
+def test_a_believed_token_is_dropped_when_its_key_leaves_the_published_set(
+    settings: AuthSettings, keys: Keys, jwks_server: JwksServer, clock: FakeClock
+) -> None:
+    validator, jwks = validator_for(settings, clock, WallClock())
+    token = keys.rsa.sign(claims())
+    validator.validate(token)
+    jwks_server.publish(keys.rotated, keys.ec)
+    clock.advance(3601)  # the key set is due for a refresh: nothing is believed meanwhile
+
+    assert validator.verified(token) is None
+    assert jwks.key_for(keys.rotated.kid) is not None  # refreshed: the old key is gone
+    assert validator.verified(token) is None
+    with pytest.raises(InvalidToken):
+        validator.validate(token)
+
+
+def test_the_believed_tokens_are_bounded(
+    settings: AuthSettings, keys: Keys, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokens, "VERIFIED_MAX", 3)
+    validator, _ = validator_for(settings, clock, WallClock())
+    issued = [keys.rsa.sign(claims(preferred_username=f"k{n}@example.com")) for n in range(4)]
+    for token in issued:
+        validator.validate(token)
+
+    assert validator.verified(issued[0]) is None
+    assert all(validator.verified(token) is not None for token in issued[1:])
+
+
+def test_a_believed_token_still_reaches_the_route_as_its_principal(
+    client: TestClient, keys: Keys, jwks_server: JwksServer
+) -> None:
+    token = keys.rsa.sign(claims())
+    first = client.get("/me", headers=bearer(token))
+    again = client.get("/me", headers=bearer(token))
+
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert jwks_server.fetches == 1

@@ -7,6 +7,7 @@ PostgreSQL datastores a connection pool that rides out a database restart (`Resi
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 import weakref
@@ -38,6 +39,24 @@ SUSPECT_FOR_S = 5.0
 DDL_CONNECT_TIMEOUT_S = 10
 
 
+def _check_idle(conn: Any) -> None:
+    """Raise if an idle pooled connection is unusable, without a round trip in the usual case.
+
+    An idle connection has nothing to read unless the server spoke first: a shutdown or a
+    terminated backend sends an error and closes the socket, which makes it readable. Only
+    then is the connection asked (an empty query), which raises if it is gone. A peer that
+    vanished silently is caught by the command itself, which eventsourcing retries on a new
+    connection. An empty query per checkout cost a round trip per statement on the command
+    path (bench/RESULTS.md, command_path).
+    """
+    if conn.closed or conn.broken:
+        raise psycopg.OperationalError("the connection is closed")
+    poller = select.poll()
+    poller.register(conn.pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        ResilientPool.check_connection(conn)
+
+
 class _CappedBackoff(AttemptWithBackoff):
     def update_delay(self, now: float) -> None:
         super().update_delay(now)
@@ -61,7 +80,8 @@ class ResilientPool(eventsourcing.postgres.ConnectionPool[Any]):
 
     - A connection is checked before it is handed out; a broken one (the server restarted)
       is dropped and the next tried at once. (eventsourcing's POSTGRES_PRE_PING uses
-      psycopg_pool's check, which sleeps a second or more between broken connections.)
+      psycopg_pool's check, which sleeps a second or more between broken connections.) The
+      check costs no round trip unless the server has said something (`_check_idle`).
     - Once a connection attempt has failed and no idle connection is left, callers are
       refused at once with PoolTimeout (those already waiting included) instead of waiting
       the pool timeout: eventsourcing retries each operation ten times, so waiting would
@@ -104,7 +124,7 @@ class ResilientPool(eventsourcing.postgres.ConnectionPool[Any]):
             except PoolTimeout:
                 continue
             try:
-                self.check_connection(conn)
+                _check_idle(conn)
             except Exception:
                 # Closed by a server that went away: the pool discards it and reconnects.
                 self._broken_at = time.monotonic()

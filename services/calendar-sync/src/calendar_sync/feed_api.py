@@ -16,12 +16,11 @@ from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
-from crm_platform.auth import Authenticator, AuthMode, Principal
+from crm_platform.auth import Authenticator, Principal
 from crm_platform.http import ApiError, Forbidden, StrictRoute, error_responses
 from crm_platform.parking import ParkingLot
 from crm_platform.values import MailboxPath
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
 from calendar_sync.domain import mailbox_of
@@ -38,28 +37,6 @@ class FeedToken(BaseModel):
     owner: str
     url: str
     rotated_at: datetime
-
-
-def authenticate(auth: Authenticator, request: Request) -> Principal:
-    """The caller as the `principal` dependency would see them, resolved inside the route.
-
-    The feed route must also answer requests without credentials (a token in the URL), so
-    the principal cannot be a declared dependency: that would refuse them before the route
-    runs. The dependency's parameters differ by auth mode; they are passed by name here.
-    """
-    if auth.settings.mode is AuthMode.DEV:
-        return auth.principal(
-            request,
-            x_dev_user=request.headers.get("X-Dev-User"),
-            x_dev_roles=request.headers.get("X-Dev-Roles"),
-        )
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    credentials = (
-        HTTPAuthorizationCredentials(scheme=scheme, credentials=value.strip())
-        if scheme.lower() == "bearer" and value.strip()
-        else None
-    )
-    return auth.principal(request, credentials=credentials)
 
 
 def feed_router(
@@ -99,7 +76,7 @@ def feed_router(
         if token is not None:
             if not feed.token_matches(mailbox, token):
                 raise ApiError(404, "not_found", "There is no such calendar.")
-        elif not authenticate(auth, request).may_act_for(mailbox):
+        elif not auth.authenticate(request).may_act_for(mailbox):
             raise Forbidden("Only the owner, a sales manager or a service may read this feed.")
         return Response(
             render_feed(mailbox, feed.entries(mailbox), park_bad_entry),

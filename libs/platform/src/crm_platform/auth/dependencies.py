@@ -23,11 +23,12 @@ Depends(local)]` hints of the nested functions, which string annotations would h
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from crm_platform.auth.jwks import JwksCache, JwksUnavailable
@@ -55,7 +56,8 @@ __all__ = [
     "SecurityRequirement",
 ]
 
-PrincipalDependency = Callable[..., Principal]
+PrincipalDependency = Callable[..., Principal | Awaitable[Principal]]
+BearerResolver = Callable[[Request, HTTPAuthorizationCredentials | None], Principal]
 SecurityRequirement = dict[str, list[str]]
 """One OpenAPI security requirement object: scheme name → scopes (none here)."""
 
@@ -88,11 +90,31 @@ class Authenticator:
         check_auth_mode(settings, production_settings_present)
         self.settings = settings
         self.principal: PrincipalDependency
+        self._resolve_bearer: BearerResolver
         if settings.mode is AuthMode.DEV:
-            self.principal = _dev_principal_dependency()
+            self._dev = _dev_principal_dependency()
+            self.principal = self._dev
         else:
             validator = TokenValidator(settings, jwks or JwksCache.from_settings(settings))
-            self.principal = _jwt_principal_dependency(settings, validator)
+            self.principal, self._resolve_bearer = _jwt_principal_dependency(settings, validator)
+
+    def authenticate(self, request: Request) -> Principal:
+        """The caller as the `principal` dependency would see them, for a route that must
+        also answer without credentials and so resolves the caller itself (blocking: call
+        it from a plain `def` route)."""
+        if self.settings.mode is AuthMode.DEV:
+            return self._dev(
+                request,
+                x_dev_user=request.headers.get("X-Dev-User"),
+                x_dev_roles=request.headers.get("X-Dev-Roles"),
+            )
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        credentials = (
+            HTTPAuthorizationCredentials(scheme=scheme, credentials=value.strip())
+            if scheme.lower() == "bearer" and value.strip()
+            else None
+        )
+        return self._resolve_bearer(request, credentials)
 
     def security_requirements(self, *, optional: bool = False) -> list[SecurityRequirement]:
         """The `security` of an operation that depends on `principal`, as FastAPI writes it.
@@ -131,7 +153,7 @@ class Authenticator:
 
 def _jwt_principal_dependency(
     settings: AuthSettings, validator: TokenValidator
-) -> PrincipalDependency:
+) -> tuple[PrincipalDependency, BearerResolver]:
     bearer = HTTPBearer(
         auto_error=False,
         scheme_name=BEARER_SCHEME,
@@ -139,16 +161,14 @@ def _jwt_principal_dependency(
         description="An OAuth 2.0 access token (JWT) issued by Microsoft Entra ID.",
     )
 
-    # A plain `def`: FastAPI runs it in the thread pool, where a JWKS fetch may block.
-    def principal(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Principal:
+    def resolve(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
         if credentials is None:
             log.info("unauthenticated: no bearer token on %s", request.url.path)
             raise Unauthenticated(_CHALLENGE_NO_CREDENTIALS)
         try:
-            claims = validator.validate(credentials.credentials)
+            claims = validator.verified(credentials.credentials) or validator.validate(
+                credentials.credentials
+            )
             caller = principal_from_claims(claims, settings)
         except (InvalidToken, MissingIdentity) as error:
             log.info("unauthenticated: bearer token refused: %s", error)
@@ -164,10 +184,21 @@ def _jwt_principal_dependency(
         request.state.principal = caller
         return caller
 
-    return principal
+    # On the event loop when the token was verified recently (no I/O, no thread hand-over,
+    # which cost as much as the check); otherwise in the thread pool, where a JWKS fetch
+    # may block.
+    async def principal(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
+        if credentials is not None and validator.verified(credentials.credentials) is not None:
+            return resolve(request, credentials)
+        return await run_in_threadpool(resolve, request, credentials)
+
+    return principal, resolve
 
 
-def _dev_principal_dependency() -> PrincipalDependency:
+def _dev_principal_dependency() -> Callable[..., Principal]:
     # `auto_error=False`: a missing header is this dependency's 401 problem, not FastAPI's.
     dev_user = APIKeyHeader(
         name="X-Dev-User",

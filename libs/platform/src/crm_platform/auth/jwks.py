@@ -111,6 +111,14 @@ class JwksCache:
                 key = self._require_keys().get(kid)
             return key
 
+    def current(self, kid: str) -> PyJWK | None:
+        """The key with this kid in the set held now, if that set is still fresh; never
+        fetches or waits. A key dropped by a refresh, or a set due for one, gives None."""
+        keys = self._keys
+        if keys is None or self._clock() >= self._fresh_until:
+            return None
+        return keys.get(kid)
+
     def _may_refresh_for_unknown_kid(self, now: float) -> bool:
         last = self._last_attempt
         return last is None or now - last >= self._min_refresh_seconds
