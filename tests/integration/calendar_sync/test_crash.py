@@ -67,8 +67,11 @@ class DiesAfterWrite:
         *,
         version: int,
         keep: str | None = None,
+        look: bool = True,
     ) -> Placed:
-        placed = self.inner.create(mailbox, activity_id, entry, version=version, keep=keep)
+        placed = self.inner.create(
+            mailbox, activity_id, entry, version=version, keep=keep, look=look
+        )
         self._written()
         return placed
 

@@ -58,6 +58,7 @@ class CountingCalendar:
         *,
         version: int,
         keep: str | None = None,
+        look: bool = True,
     ) -> Placed:
         self.writes.append(("create", activity_id, entry.subject))
         self.entries[activity_id] = entry

@@ -118,6 +118,7 @@ class Recording:
         *,
         version: int,
         keep: str | None = None,
+        look: bool = True,
     ) -> Placed:
         self.calls.append(("create", mailbox))
         return Placed(f"new-{mailbox}", "ck")

@@ -6,7 +6,10 @@ commit the state and a crash in between repeats the call:
 * `create` makes sure the activity has its one entry in the mailbox: it looks for entries
   tagged with the activity first (an earlier attempt may have made one, under any version's
   transactionId, or had its answer lost), keeps one of them (`keep`, the one the state knows,
-  when it is there) and removes the others; only when none exists does it create one;
+  when it is there) and removes the others; only when none exists does it create one.
+  `look=False` skips that first look, for a caller whose state proves that no create of the
+  activity was ever sent (a lane's first take of the row, `SyncState.take_due`); an uncertain
+  outcome is still looked after;
 * `update` overwrites the whole entry (the CRM is authoritative) and answers None when the
   user deleted it in Outlook (gone, or in Deleted Items): the caller records that and never
   creates it again;
@@ -79,6 +82,7 @@ class Calendar(Protocol):
         *,
         version: int,
         keep: str | None = None,
+        look: bool = True,
     ) -> Placed: ...
 
     def update(
@@ -142,9 +146,15 @@ class GraphCalendarAdapter:
         *,
         version: int,
         keep: str | None = None,
+        look: bool = True,
     ) -> Placed:
         result = self.client.ensure_event(
-            mailbox, outlook_event(entry), activity_id=activity_id, version=version, keep=keep
+            mailbox,
+            outlook_event(entry),
+            activity_id=activity_id,
+            version=version,
+            keep=keep,
+            look_first=look,
         )
         assert result.event is not None  # ensure_event answers with the event or raises
         return Placed(result.event.id, result.event.change_key, result.duplicates_removed)

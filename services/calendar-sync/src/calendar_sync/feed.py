@@ -152,8 +152,9 @@ class FeedCalendar:
         *,
         version: int,
         keep: str | None = None,
+        look: bool = True,
     ) -> Placed:
-        return self.store.put(mailbox, activity_id, entry)
+        return self.store.put(mailbox, activity_id, entry)  # keyed by activity: no look needed
 
     def update(
         self, mailbox: str, activity_id: str, event_id: str, entry: CalendarEntry, *, version: int

@@ -435,16 +435,20 @@ class GraphCalendar:
         activity_id: str,
         version: int = 0,
         keep: str | None = None,
+        look_first: bool = True,
     ) -> SyncResult:
         """The activity's one event in the mailbox, created if no tagged one exists.
 
         Looks first (an earlier attempt may have created it under any transactionId), then
         posts; an uncertain POST is followed by a look, a pause of `settle_seconds` and a second
-        look before the next POST, which carries a new transactionId.
+        look before the next POST, which carries a new transactionId. `look_first=False`: the
+        caller knows no create of the activity was ever sent (its state says so), so there is
+        nothing to find yet; the looks after an uncertain POST stay.
         """
-        found = self.find_by_activity(mailbox, activity_id)
-        if found:
-            return self._adopt(mailbox, event, found, keep)
+        if look_first:
+            found = self.find_by_activity(mailbox, activity_id)
+            if found:
+                return self._adopt(mailbox, event, found, keep)
         for attempt in range(self._create_attempts):
             tx = transaction_id_for(mailbox, activity_id, version, attempt)
             try:

@@ -16,6 +16,14 @@ writes them. A lane is a mailbox's row in the `mailboxes` table:
   `MailboxUnavailable` (a mailbox-level 404, or 403) on a slow schedule (minutes, doubling to
   hours): its due rows show `mailbox_unavailable` with Graph's code, stay due, and are written
   once the mailbox answers again; nothing is dead-lettered for what an administrator can fix;
+* a lane is kept across consecutive work: once its mailbox has nothing due, the process
+  keeps the lease for `linger` seconds (and at most `lease_seconds` in all), so the next
+  message for a busy mailbox is written without taking the lease again; any worker of the
+  process may drain a kept lane, one at a time. Work is announced, not polled for: a save
+  that leaves a row due names its mailbox to this process's lanes (`Bell.ring`) and, on
+  PostgreSQL, to every process's (NOTIFY on `SyncState.due_channel`, heard by `listen`); a
+  poll of the database every `idle_poll` seconds covers anything unannounced (timers,
+  a lost notification);
 * the request budget (10,000 per 10 minutes by default less a margin) is counted in tenths
   of the window in the lane's row, so it carries over from holder to holder;
 * an entry Graph refuses for good (a 4xx about the entry itself) is `failed`, with the
@@ -40,6 +48,7 @@ import psycopg
 from crm_contracts.enums import SyncStatus
 from crm_platform.parking import ParkingLot
 from eventsourcing.persistence import PersistenceError
+from psycopg import sql
 
 from calendar_sync.graph import (
     BudgetExhausted,
@@ -53,7 +62,7 @@ from calendar_sync.graph import (
 from calendar_sync.graph_auth import TokenError
 from calendar_sync.metrics import SyncMetrics
 from calendar_sync.projector import MAX_CONFLICTS, Placement, Projector
-from calendar_sync.state import Leftover, MailboxState, Pause, SyncState
+from calendar_sync.state import Due, Leftover, MailboxState, Pause, SyncState
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +115,8 @@ class LaneSettings:
     transient_max: float = 300.0
     budget: int = 9_500  # requests per window and mailbox (Outlook allows 10,000)
     budget_window: float = 600.0
-    idle_poll: float = 1.0  # wall clock: how often an idle lane looks for other pods' work
+    idle_poll: float = 1.0  # wall clock: how often idle lanes look for unannounced work
+    linger: float = 2.0  # wall clock: how long an idle lane is kept (at most lease / 3)
     batch: int = 50
 
 
@@ -127,24 +137,32 @@ class RowRetryLater(Exception):
 
 
 class Bell:
-    """Wakes every idle lane when something may have become due (a save, a release)."""
+    """Wakes idle lanes: `ring(mailbox)` when that mailbox has new work (a hint, for one
+    worker), `ring()` when anything may have become due (every worker, and a poll)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self.cond = threading.Condition()
         self._rung = 0
+        self.hints: dict[str, None] = {}  # mailboxes with announced work, oldest first
+        self.general = False  # rung without a mailbox since the last poll
 
-    def ring(self) -> None:
-        with self._cond:
+    def ring(self, mailbox: str | None = None) -> None:
+        with self.cond:
             self._rung += 1
-            self._cond.notify_all()
+            if mailbox is None:
+                self.general = True
+                self.cond.notify_all()
+            else:
+                self.hints[mailbox] = None
+                self.cond.notify()
 
     def seen(self) -> int:
-        with self._cond:
+        with self.cond:
             return self._rung
 
     def wait(self, seen: int, timeout: float) -> int:
-        with self._cond:
-            self._cond.wait_for(lambda: self._rung != seen, timeout=max(timeout, 0.0))
+        with self.cond:
+            self.cond.wait_for(lambda: self._rung != seen, timeout=max(timeout, 0.0))
             return self._rung
 
 
@@ -201,6 +219,17 @@ def _wall() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass
+class _Kept:
+    """A lane this process holds: its state at the claim, and its timings (monotonic)."""
+
+    lane: MailboxState
+    claimed: float
+    renewed: float
+    idle_since: float
+    busy: bool  # a worker is draining it (or it is being given back)
+
+
 class Lanes:
     """Workers that drain due mailboxes; `hold` lends a lane to reconciliation."""
 
@@ -228,47 +257,125 @@ class Lanes:
         )
         self.parking = parking
         self.wall = wall
+        # One holder name for every lane this instance takes: a lane it keeps is its own.
+        self.token = uuid.uuid4().hex[:12]
+        self._kept: dict[str, _Kept] = {}  # guarded by the bell's condition
+        self._claiming: set[str] = set()
+        self._linger = min(self.settings.linger, self.settings.lease_seconds / 3)
+        self._poll_every = self.settings.idle_poll
+        self._polled = -float("inf")  # monotonic: the last poll of the database
+        self._next_due: datetime | None = None  # the earliest pause or backoff, as last read
 
     # --- the worker loop ----------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         seen = self.bell.seen()
         failures = 0
-        while not stop.is_set():
-            try:
-                worked = self.step(stop)
-                failures = 0
-            except Exception:
-                failures += 1
-                log.exception("mailbox lane failed; retrying")
-                stop.wait(min(0.5 * 2**failures, 30.0))
-                continue
-            if not worked:
-                seen = self.bell.wait(seen, self._idle_timeout())
+        try:
+            while not stop.is_set():
+                try:
+                    worked = self.step(stop)
+                    failures = 0
+                except Exception:
+                    failures += 1
+                    log.exception("mailbox lane failed; retrying")
+                    stop.wait(min(0.5 * 2**failures, 30.0))
+                    continue
+                if not worked:
+                    seen = self.bell.wait(seen, self._idle_timeout())
+        finally:
+            self.release_kept()
 
-    def step(self, stop: threading.Event | None = None) -> bool:
-        """Drain one due mailbox, if one can be had; False when none could."""
-        for mailbox in self.state.due_lanes(self.pace.now(), self.wall(), self.settings.batch):
-            holder = f"{uuid.uuid4().hex[:12]}"
-            lane = self._claim(mailbox, holder)
-            if lane is None:
-                continue  # taken by another lane meanwhile
-            self._drain(lane, holder, stop or threading.Event())
-            return True
+    def step(self, stop: threading.Event | None = None, *, poll: bool = False) -> bool:
+        """Work one mailbox: an announced one first, else one the database says is due (a
+        poll, when `poll` or one is due: see `_poll_due`); False when there was none."""
+        stop = stop or threading.Event()
+        while (mailbox := self._hinted()) is not None:
+            if self._work(mailbox, stop):
+                return True
+        self._release_idle()
+        if not self._poll_due(poll):
+            return False
+        found = self.state.due_lanes(
+            self.pace.now(), self.wall(), self.settings.batch, ours=self.token
+        )
+        for n, mailbox in enumerate(found):
+            if self._work(mailbox, stop):
+                for other in found[n + 1 :]:
+                    self.bell.ring(other)  # for the other idle workers
+                return True
         return False
 
     def drain_all(self, max_rounds: int = 1000) -> None:
-        """Drain until nothing is due now (tests and one-off commands)."""
+        """Drain until nothing is due now, then give every lane back (tests, one-off commands)."""
         for _ in range(max_rounds):
-            if not self.step():
-                return
+            if not self.step(poll=True):
+                break
+        self.release_kept()
+
+    def _hinted(self) -> str | None:
+        """An announced mailbox no worker of this process is draining (taken off the hints)."""
+        with self.bell.cond:
+            for mailbox in self.bell.hints:
+                kept = self._kept.get(mailbox)
+                if kept is None or not kept.busy:
+                    del self.bell.hints[mailbox]
+                    return mailbox
+        return None
+
+    def _poll_due(self, force: bool) -> bool:
+        """Whether to ask the database now: when told to, after a ring without a mailbox, once
+        `idle_poll` has passed or the earliest pause or backoff is over; one worker at a time."""
+        now = time.monotonic()
+        with self.bell.cond:
+            upcoming = self._next_due
+            timer = upcoming is not None and upcoming <= self.pace.now()
+            if not (force or self.bell.general or timer or now - self._polled >= self._poll_every):
+                return False
+            self.bell.general = False
+            self._polled = now
+        self._next_due = self.state.next_due()
+        return True
 
     def _idle_timeout(self) -> float:
-        idle = self.settings.idle_poll
-        upcoming = self.state.next_due()
+        """Wall seconds until an idle worker should look again by itself."""
+        now = time.monotonic()
+        timeout = max(self._polled + self._poll_every - now, 0.0)
+        upcoming = self._next_due
         if upcoming is not None:
             ahead = (upcoming - self.pace.now()).total_seconds()
-            idle = min(idle, self.pace.real_seconds(max(ahead, 0.0)) + 0.001)
-        return idle
+            timeout = min(timeout, self.pace.real_seconds(max(ahead, 0.0)) + 0.001)
+        with self.bell.cond:
+            for kept in self._kept.values():
+                if not kept.busy:
+                    timeout = min(timeout, max(kept.idle_since + self._linger - now, 0.0))
+        return timeout + 0.001
+
+    def _work(self, mailbox: str, stop: threading.Event) -> bool:
+        """Drain the mailbox if its lane is ours (kept) or can be had; False when it cannot."""
+        with self.bell.cond:
+            kept = self._kept.get(mailbox)
+            if kept is not None:
+                if kept.busy:
+                    return False
+                kept.busy = True
+            elif mailbox in self._claiming:
+                return False
+            else:
+                self._claiming.add(mailbox)
+        if kept is None:
+            try:
+                lane = self._claim(mailbox, self.token)
+            finally:
+                with self.bell.cond:
+                    self._claiming.discard(mailbox)
+            if lane is None:
+                return False  # held elsewhere or paused: its holder, or a poll, sees to it
+            now = time.monotonic()
+            kept = _Kept(lane, claimed=now, renewed=now, idle_since=now, busy=True)
+            with self.bell.cond:
+                self._kept[mailbox] = kept
+        self._drain(kept, stop)
+        return True
 
     def _claim(self, mailbox: str, holder: str) -> MailboxState | None:
         lane = self.state.claim(
@@ -283,40 +390,52 @@ class Lanes:
         return lane
 
     # --- one mailbox --------------------------------------------------------------------------
-    def _drain(self, lane: MailboxState, holder: str, stop: threading.Event) -> None:
+    def _drain(self, kept: _Kept, stop: threading.Event) -> None:
+        """Write the mailbox's due rows and leftovers until none are left, then keep the lane
+        (or give it back: paused, stopping, kept long enough, or answering again)."""
+        lane = kept.lane
         mailbox = lane.mailbox
-        renewed = time.monotonic()
         wrote = False
         skipped: set[str] = set()
-        pause = Pause()
+        pause: Pause | None = Pause(code=lane.code, since=lane.since, checks=lane.checks)
         try:
             while not stop.is_set():
-                leftovers = self.state.leftovers(mailbox, self.settings.batch)
-                rows = [
-                    r
-                    for r in self.state.due_rows(mailbox, self.pace.now(), self.settings.batch)
-                    if r not in skipped
-                ]
-                if not leftovers and not rows:
-                    break
-                for leftover in leftovers:
-                    self._remove_leftover(leftover)
-                    wrote = True
-                    renewed = self._keep(mailbox, holder, renewed)
-                for activity_id in rows:
+                worked = False
+                for due in self.state.take_due(mailbox, self.pace.now(), self.settings.batch):
+                    if due.record.activity_id in skipped:
+                        continue
+                    worked = True
                     try:
-                        wrote = self._sync_row(activity_id) or wrote
+                        wrote = self._sync_row(due) or wrote
                     except RowRetryLater:
-                        skipped.add(activity_id)
-                    renewed = self._keep(mailbox, holder, renewed)
-            # A mailbox that was unavailable is taken as back once a write went through.
-            code, since, checks = (None, None, 0) if wrote else (lane.code, lane.since, lane.checks)
-            until, reason = (
-                (self._after(self.settings.transient_first), "retry") if skipped else (None, None)
-            )
-            pause = Pause(until, reason, code, since, checks)
+                        skipped.add(due.record.activity_id)
+                    self._keep(kept)
+                # After the rows, which wait on Graph while the leftovers' owners do not.
+                for leftover in self.state.leftovers(mailbox, self.settings.batch):
+                    self._remove_leftover(leftover)
+                    wrote = worked = True
+                    self._keep(kept)
+                if not worked:
+                    with self.bell.cond:
+                        if self.bell.hints.pop(mailbox, False) is None:
+                            continue  # announced while this pass ran: look once more
+                    break
             if wrote and lane.code is not None:
+                # A mailbox that was unavailable is taken as back once a write went through.
                 log.warning("mailbox %s answers again (was %s)", mailbox, lane.code)
+                pause = Pause()
+            elif skipped:
+                pause = Pause(
+                    self._after(self.settings.transient_first),
+                    "retry",
+                    lane.code,
+                    lane.since,
+                    lane.checks,
+                )
+            elif (
+                not stop.is_set() and time.monotonic() - kept.claimed < self.settings.lease_seconds
+            ):
+                pause = None  # kept for the next message
         except LeaseLost:
             log.warning("lost the lane of %s to another holder", mailbox)
         except LANE_ERRORS as error:
@@ -325,22 +444,55 @@ class Lanes:
             # Any other Graph error reaching here is about Graph, not one entry.
             pause = self._pause_for(error, lane, wrote)
         finally:
-            self._release(mailbox, holder, pause)
+            if pause is None:
+                with self.bell.cond:
+                    kept.busy = False
+                    kept.idle_since = time.monotonic()
+            else:
+                self._release(mailbox, self.token, pause)
 
-    def _keep(self, mailbox: str, holder: str, renewed: float) -> float:
+    def _keep(self, kept: _Kept) -> None:
         """Renew the lease once a third of it has passed; LeaseLost when it is gone."""
-        if time.monotonic() - renewed < self.settings.lease_seconds / 3:
-            return renewed
+        if time.monotonic() - kept.renewed < self.settings.lease_seconds / 3:
+            return
         until = self.wall() + timedelta(seconds=self.settings.lease_seconds)
-        if not self.state.renew(mailbox, holder, until):
-            raise LeaseLost(mailbox)
-        return time.monotonic()
+        if not self.state.renew(kept.lane.mailbox, self.token, until):
+            raise LeaseLost(kept.lane.mailbox)
+        kept.renewed = time.monotonic()
+
+    def _release_idle(self, everything: bool = False) -> None:
+        """Give back the kept lanes idle for `linger` (all idle ones: `everything`)."""
+        now = time.monotonic()
+        with self.bell.cond:
+            idle = [
+                k
+                for k in self._kept.values()
+                if not k.busy and (everything or now - k.idle_since >= self._linger)
+            ]
+            for kept in idle:
+                kept.busy = True  # no worker takes it up while it is given back
+        for kept in idle:
+            lane = kept.lane
+            self._release(
+                lane.mailbox,
+                self.token,
+                Pause(code=lane.code, since=lane.since, checks=lane.checks),
+            )
+
+    def release_kept(self) -> None:
+        """Give back every kept lane no worker is draining (stopping, or done draining)."""
+        self._release_idle(everything=True)
 
     def _release(self, mailbox: str, holder: str, pause: Pause) -> None:
         used = self.budget.used(mailbox)
         budget = self.budget.unload(mailbox)
         self.metrics.budget_used.set(used / max(self.settings.budget, 1))
-        self.state.release(mailbox, holder, budget=budget, pause=pause, now=self.pace.now())
+        try:
+            self.state.release(mailbox, holder, budget=budget, pause=pause, now=self.pace.now())
+        finally:
+            if holder == self.token:
+                with self.bell.cond:
+                    self._kept.pop(mailbox, None)
         if pause.reason is not None:
             self.metrics.pauses.labels(pause.reason).inc()
 
@@ -389,14 +541,19 @@ class Lanes:
         log.warning("mailbox %s: %s; paused %.0fs", mailbox, error, wait)
         return Pause(self._after(wait), "unreachable", code, since, checks)
 
-    def _sync_row(self, activity_id: str) -> bool:
-        """Write one due row; True when the calendar was written."""
+    def _sync_row(self, due: Due) -> bool:
+        """Write one due row as taken up; True when the calendar was written."""
+        activity_id = due.record.activity_id
+        taken: Due | None = due
         for _ in range(MAX_CONFLICTS):
-            before = self.state.get(activity_id)
+            # The row as taken first; after a lost compare-and-set, as it is now (and then
+            # the write marks it again: its first attempt may have created the entry).
+            before = due.record if taken is not None else self.state.get(activity_id)
             if before is None or before.view is None or before.due_at is None:
                 return False
             try:
-                done, record, placement = self.projector.write(before, before.view)
+                done, record, placement = self.projector.write(before, before.view, taken=taken)
+                taken = None
             except (*LANE_ERRORS, *_INFRASTRUCTURE):
                 raise
             except ChangeKeyConflict as error:
@@ -475,6 +632,7 @@ class Lanes:
         holder = f"hold-{uuid.uuid4().hex[:12]}"
         deadline = time.monotonic() + wait
         while True:
+            self._surrender(mailbox)
             lane = self._claim(mailbox, holder)
             if lane is not None:
                 break
@@ -495,6 +653,37 @@ class Lanes:
             raise
         finally:
             self._release(mailbox, holder, pause)
+            self.bell.ring(mailbox)  # what was staged meanwhile
+
+    def _surrender(self, mailbox: str) -> None:
+        """Give back the mailbox's lane if this process keeps it idle (a busy one is given
+        back, or kept, by its worker; the caller asks again)."""
+        with self.bell.cond:
+            kept = self._kept.get(mailbox)
+            if kept is None or kept.busy:
+                return
+            kept.busy = True
+        lane = kept.lane
+        self._release(
+            mailbox, self.token, Pause(code=lane.code, since=lane.since, checks=lane.checks)
+        )
+
+    # --- announcements from other processes ------------------------------------------------
+    def listen(self, dsn: str, stop: threading.Event) -> None:
+        """Hear, on PostgreSQL, which mailboxes other processes' saves made due (see the
+        module doc); runs until `stop`, re-connecting after a lost connection."""
+        channel = sql.Identifier(self.state.due_channel)
+        while not stop.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(channel))
+                    self.bell.ring()  # whatever was announced while nobody listened: a poll
+                    while not stop.is_set():
+                        for note in conn.notifies(timeout=1.0, stop_after=1):
+                            self.bell.ring(note.payload)
+            except psycopg.OperationalError as error:
+                log.warning("LISTEN %s lost (%s); reconnecting", self.state.due_channel, error)
+                stop.wait(1.0)
 
     # --- operators' retries -------------------------------------------------------------------
     def retry_parked(self) -> int:

@@ -35,7 +35,7 @@ from crm_contracts.enums import SyncStatus
 
 from calendar_sync.calendar import Calendar
 from calendar_sync.domain import ActivityView, CalendarEntry, CancelMode, render
-from calendar_sync.state import Leftover, SyncRecord, SyncState
+from calendar_sync.state import Due, Leftover, SyncRecord, SyncState
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,15 @@ def place(
     before: SyncRecord | None,
     view: ActivityView,
     entry: CalendarEntry | None,
+    *,
+    first: bool = False,
 ) -> Placement:
     """Make the owner's calendar show `entry` (None: nothing) for the activity; idempotent.
 
     Calls only the target mailbox (the owner's); what the activity left elsewhere becomes a
     leftover for that mailbox's lane: the entry known there, or, when no write there was ever
-    recorded, whatever an attempt whose outcome was lost may have made.
+    recorded, whatever an attempt whose outcome was lost may have made. `first`: the state
+    proves no create of the activity was ever sent, so a create need not look for one.
     """
     target = view.owner
     if before is None:
@@ -102,7 +105,7 @@ def place(
         return Placement(mailbox, placed.event_id, placed.change_key, SyncStatus.SYNCED)
     # No entry in the target calendar yet (new, reassigned, or an earlier create whose
     # outcome was never known): `create` adopts a tagged entry that exists already.
-    created = calendar.create(target, view.activity_id, entry, version=view.version)
+    created = calendar.create(target, view.activity_id, entry, version=view.version, look=not first)
     return Placement(
         target,
         created.event_id,
@@ -138,13 +141,29 @@ class Projector:
             name = self.state.customer_name(view.customer_id)
         return render(view, name, self.cancel_mode), name
 
-    def write(self, before: SyncRecord, view: ActivityView) -> tuple[bool, SyncRecord, Placement]:
+    def write(
+        self,
+        before: SyncRecord,
+        view: ActivityView,
+        *,
+        taken: Due | None = None,
+    ) -> tuple[bool, SyncRecord, Placement]:
         """One attempt: (committed?, the row as written, what was done in the calendar).
 
+        `taken`: the row as a lane took it up (`SyncState.take_due`: marked, with the name);
+        without it the row is marked here before anything could create an entry, so a later
+        first-time take can never skip a look that this write makes necessary.
         Not committed: another writer changed the row; re-read and try again.
         """
-        entry, name = self.entry_for(view)
-        placement = place(self.calendar, before, view, entry)
+        if taken is not None and taken.record.revision == before.revision:
+            entry, name = self.entry_for(view, {view.customer_id: taken.customer_name})
+            first = taken.first
+        else:
+            entry, name = self.entry_for(view)
+            first = False
+            if entry is not None:  # the write may create
+                self.state.mark_tried(view.activity_id)
+        placement = place(self.calendar, before, view, entry, first=first)
         record = SyncRecord(
             activity_id=view.activity_id,
             view=view,

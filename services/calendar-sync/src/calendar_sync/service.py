@@ -203,12 +203,9 @@ class CalendarSyncService:
         metrics = SyncMetrics()
         feed: FeedStore | None = None
 
-        def saved() -> None:
-            waker.notify()  # the status relay
-            bell.ring()  # the lanes
-
         with store.creating():
-            state = SyncState(env, on_saved=saved)
+            # The status relay hears of every save; the lanes only of work (see lanes.py).
+            state = SyncState(env, on_saved=waker.notify, on_due=bell.ring)
             parking = ParkingLot(env, "calendar_sync")
             if calendar is None:
                 if graph is not None and graph.configured:
@@ -310,6 +307,11 @@ class CalendarSyncService:
         # SQLite takes one writer at a time: more lanes would only wait for each other's locks.
         lanes = self.options.lane_workers if self.store.is_postgres else 1
         workers += [Worker(f"calendar-sync-lane-{n}", self.lanes.run) for n in range(lanes)]
+        if self.store.postgres_dsn is not None:
+            dsn = self.store.postgres_dsn
+            workers.append(
+                Worker("calendar-sync-lanes-listen", lambda stop: self.lanes.listen(dsn, stop))
+            )
         workers.append(Worker("calendar-sync-lanes-parked", self.lanes.run_parked))
         for worker, handler in self._consumers().values():
             workers.append(

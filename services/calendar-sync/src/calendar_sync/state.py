@@ -24,6 +24,7 @@ clock, because it guards against another process while real requests are in flig
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -47,8 +48,8 @@ _WRITTEN = tuple(c.strip() for c in _COLUMNS.split(",") if c.strip() != "publish
 # Column names are ours (no input reaches these strings); values always go as parameters.
 _SELECT = f"SELECT {_COLUMNS} FROM {{t}}entries"  # noqa: S608
 _INSERT = (
-    f"INSERT INTO {{t}}entries ({', '.join(_WRITTEN)}, published)"  # noqa: S608
-    f" VALUES ({', '.join('?' * len(_WRITTEN))}, 0)"
+    f"INSERT INTO {{t}}entries ({', '.join(_WRITTEN)}, published, create_tried)"  # noqa: S608
+    f" VALUES ({', '.join('?' * len(_WRITTEN))}, 0, 0)"
     " ON CONFLICT (activity_id) DO NOTHING RETURNING activity_id"
 )
 _UPDATE = (
@@ -105,6 +106,26 @@ class SyncRecord:
 
 
 @dataclass(frozen=True)
+class Due:
+    """A row a lane took up (`SyncState.take_due`)."""
+
+    record: SyncRecord
+    first: bool  # taken up for the first time ever: no create of it was ever sent
+    customer_name: str | None
+
+
+def due_channel(schema: str) -> str:
+    """The PostgreSQL NOTIFY channel on which saves name the mailboxes they made due.
+
+    Channels are database-wide: the schema keeps installations on one database apart. A name
+    is an identifier (63 bytes at most), so a long schema is shortened by a hash."""
+    name = f"{schema}_calendar_sync_due"
+    if len(name.encode()) > 63:
+        name = "calendar_sync_due_" + hashlib.sha256(schema.encode()).hexdigest()[:40]
+    return name
+
+
+@dataclass(frozen=True)
 class Leftover:
     """Entries to delete from a mailbox the activity left (reassigned elsewhere): the one
     known (`event_id`), and any other tagged with the activity ('': none known, but an
@@ -151,7 +172,7 @@ class SyncState(SqlView):
         " change_key TEXT,"
         " status TEXT NOT NULL, error TEXT, error_version BIGINT, shown_name TEXT,"
         " revision BIGINT NOT NULL, published BIGINT NOT NULL, updated_at TEXT NOT NULL,"
-        " due_at TEXT)",
+        " due_at TEXT, create_tried BIGINT NOT NULL DEFAULT 1)",
         "CREATE TABLE IF NOT EXISTS {t}customers ("
         " customer_id TEXT PRIMARY KEY, name TEXT NOT NULL, version BIGINT NOT NULL)",
         "CREATE TABLE IF NOT EXISTS {t}mailboxes ("
@@ -168,15 +189,28 @@ class SyncState(SqlView):
     )
 
     def __init__(
-        self, env: Mapping[str, str], *, on_saved: Callable[[], None] | None = None
+        self,
+        env: Mapping[str, str],
+        *,
+        on_saved: Callable[[], None] | None = None,
+        on_due: Callable[[str | None], None] | None = None,
     ) -> None:
+        """`on_saved`: after any change the status relay or a lane may care about;
+        `on_due(mailbox)`: after a save that left a row due in that mailbox (a hint for this
+        process's lanes; other processes hear it through `due_channel` on PostgreSQL), and
+        `on_due(None)` after a change that may make work due in mailboxes it does not name
+        (an operator's retry, new customer names, a pause that will end)."""
         super().__init__(env)
         self._schema = env.get("POSTGRES_SCHEMA") or "public"
         self._on_saved = on_saved or (lambda: None)
+        self._on_due: Callable[[str | None], None] = on_due or (lambda _mailbox: None)
+        self.due_channel = due_channel(self._schema)
         self._migrate()
 
     def _migrate(self) -> None:
-        """Tables made before the lanes lack `due_at`: add it (NULL: nothing to do)."""
+        """Tables made before the lanes lack `due_at` (NULL: nothing to do); tables made
+        before `create_tried` get it as 1 on every row: an older version may have tried a
+        create whose outcome was never recorded, so those rows always look first."""
         if self.is_postgres:
             rows = self.query(
                 "SELECT column_name AS name FROM information_schema.columns"
@@ -186,8 +220,13 @@ class SyncState(SqlView):
         else:
             rows = self.query("SELECT name FROM pragma_table_info(?)", (f"{self.name}_entries",))
         with self.transaction() as tx:
-            if "due_at" not in {str(r["name"]) for r in rows}:
+            columns = {str(r["name"]) for r in rows}
+            if "due_at" not in columns:
                 tx.execute("ALTER TABLE {t}entries ADD COLUMN due_at TEXT")
+            if "create_tried" not in columns:
+                tx.execute(
+                    "ALTER TABLE {t}entries ADD COLUMN create_tried BIGINT NOT NULL DEFAULT 1"
+                )
             tx.execute(_DUE_INDEX)
 
     # --- activity rows --------------------------------------------------------------------
@@ -277,9 +316,19 @@ class SyncState(SqlView):
                         "DELETE FROM {t}leftovers WHERE mailbox = ? AND event_id = ?",
                         (mailbox, event_id),
                     )
+                due = [record.owner] if record.due_at is not None else []
+                if leftover is not None:
+                    due.append(leftover.mailbox)
+                if due and self.is_postgres:
+                    # Delivered on commit to every process LISTENing (the lanes of other pods),
+                    # so a mailbox's lane hears of its work without polling for it.
+                    for mailbox in due:
+                        tx.execute("SELECT pg_notify(?, ?)", (self.due_channel, mailbox))
         except _Conflict:
             return False
         self._on_saved()
+        for mailbox in due:
+            self._on_due(mailbox)
         return True
 
     def track(self, delivery: Delivery) -> None:
@@ -297,21 +346,26 @@ class SyncState(SqlView):
             )
             found = tx.fetchone() is not None
         self._on_saved()
+        self._on_due(None)
         return found
 
     # --- the lanes: due work per mailbox ----------------------------------------------------
-    def due_lanes(self, now: datetime, wall: datetime, limit: int = 20) -> list[str]:
-        """Mailboxes with work due, neither paused nor held by a lane, most overdue first."""
+    def due_lanes(
+        self, now: datetime, wall: datetime, limit: int = 20, *, ours: str = ""
+    ) -> list[str]:
+        """Mailboxes with work due, neither paused nor held by a lane (but those `ours`
+        holds, which no other holder can be working), most overdue first."""
         rows = self.query(
             "SELECT w.mailbox, MIN(w.due) AS due FROM ("
             " SELECT owner AS mailbox, due_at AS due FROM {t}entries"
             "  WHERE due_at IS NOT NULL AND due_at <= ?"
             " UNION ALL SELECT mailbox, since AS due FROM {t}leftovers"
             ") w LEFT JOIN {t}mailboxes m ON m.mailbox = w.mailbox"
-            " WHERE m.mailbox IS NULL OR ((m.lease_until IS NULL OR m.lease_until < ?)"
+            " WHERE m.mailbox IS NULL OR m.holder = ?"
+            "  OR ((m.lease_until IS NULL OR m.lease_until < ?)"
             "  AND (m.paused_until IS NULL OR m.paused_until <= ?))"
             " GROUP BY w.mailbox ORDER BY 2, 1 LIMIT ?",
-            (iso(now), iso(wall), iso(now), limit),
+            (iso(now), ours, iso(wall), iso(now), limit),
         )
         return [str(r["mailbox"]) for r in rows]
 
@@ -380,7 +434,7 @@ class SyncState(SqlView):
                 ),
             )
         if pause.until is not None:
-            self._on_saved()  # a lane idle until the earliest due time should look again
+            self._on_due(None)  # a lane idle until the earliest due time should look again
 
     def due_rows(self, mailbox: str, now: datetime, limit: int = 50) -> list[str]:
         rows = self.query(
@@ -389,6 +443,56 @@ class SyncState(SqlView):
             (mailbox, iso(now), limit),
         )
         return [str(r["activity_id"]) for r in rows]
+
+    def take_due(self, mailbox: str, now: datetime, limit: int = 50) -> list[Due]:
+        """The mailbox's due rows, oldest due first, each marked as taken up by a lane before
+        anything is sent for it, with its customer's name: one statement.
+
+        The mark (`create_tried`, never reset) is what lets a first create skip the look for
+        an existing event: a row taken up for the first time ever was never the subject of a
+        create, so nothing tagged with it can exist. Only the holder of the mailbox's lane
+        calls this; writers that may create outside a lane mark first (`mark_tried`).
+        """
+        # Column names are ours (no input reaches this string).
+        statement = (
+            "UPDATE {t}entries SET create_tried = create_tried + 1 WHERE activity_id IN ("  # noqa: S608
+            " SELECT activity_id FROM {t}entries WHERE owner = ? AND due_at IS NOT NULL"
+            " AND due_at <= ? ORDER BY due_at, activity_id LIMIT ?)"
+            f" RETURNING {_COLUMNS}, create_tried,"
+            " (SELECT c.name FROM {t}customers c"
+            "  WHERE c.customer_id = {t}entries.customer_id) AS customer_name"
+        )
+        rows = self._write_returning(statement, (mailbox, iso(now), limit))
+        taken = [
+            Due(
+                _record(r),
+                first=int(r["create_tried"]) == 1,
+                customer_name=str(r["customer_name"]) if r["customer_name"] is not None else None,
+            )
+            for r in rows
+        ]
+        # RETURNING promises no order.
+        taken.sort(key=lambda d: (d.record.due_at or now, d.record.activity_id))
+        return taken
+
+    def mark_tried(self, activity_id: str) -> None:
+        """Note that a create of the activity may be sent (see `take_due`)."""
+        self._write_returning(
+            "UPDATE {t}entries SET create_tried = create_tried + 1 WHERE activity_id = ?"
+            " RETURNING activity_id",
+            (activity_id,),
+        )
+
+    def _write_returning(self, statement: str, params: tuple[Any, ...]) -> list[Row]:
+        """One writing statement, committed, in one round trip on PostgreSQL (autocommit:
+        no BEGIN and COMMIT of their own; a single statement is atomic either way)."""
+        if not self.is_postgres:
+            with self.transaction() as tx:
+                tx.execute(statement, params)
+                return tx.fetchall()
+        with self._datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(self.adapt(statement), params, prepare=True)
+            return [dict(r) for r in cursor.fetchall()]
 
     def leftovers(self, mailbox: str, limit: int = 50) -> list[Leftover]:
         rows = self.query(
@@ -475,6 +579,7 @@ class SyncState(SqlView):
             marked = self._mark_stale_names(tx, customer_id, now) if now is not None else 0
         if marked:
             self._on_saved()
+            self._on_due(None)
         return marked
 
     def mark_stale_names(self, now: datetime, customer_id: str | None = None) -> int:
@@ -483,6 +588,7 @@ class SyncState(SqlView):
             marked = self._mark_stale_names(tx, customer_id, now)
         if marked:
             self._on_saved()
+            self._on_due(None)
         return marked
 
     def _mark_stale_names(self, tx: ViewTransaction, customer_id: str | None, now: datetime) -> int:
