@@ -71,8 +71,10 @@ def plan_body(form: Form, prefix: str = "", **fixed: str) -> dict[str, Any]:
 
 
 def wants_next(form: Form) -> bool:
-    """The next activity was filled in (any of its fields): send it, else leave it out."""
-    return any(form.text(f"next_activity.{n}") for n in ("subject", "starts_at", "agenda"))
+    """The next activity was written (a subject or an agenda): send it, else leave it out.
+
+    Its type, channel and times come prefilled, so they say nothing about the intent."""
+    return any(form.text(f"next_activity.{n}") for n in ("subject", "agenda"))
 
 
 def discovery_body(form: Form) -> dict[str, str | None]:

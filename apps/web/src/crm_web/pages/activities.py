@@ -158,7 +158,9 @@ async def _detail(
         "channel": activity["channel"],
         "starts_at": form_time(activity["starts_at"]),
         "ends_at": form_time(activity["ends_at"]),
-        "held_at": form_time(min(now_local(), local(activity["ends_at"]) or now_local())),
+        # Blank: the API takes "now", which is never before the planning (R6) the way a
+        # minute-rounded "now" from this page could be.
+        "held_at": "",
         "next_activity.type": "status_meeting",
         "next_activity.channel": activity["channel"],
         "next_activity.starts_at": form_time(start.replace(hour=9)),
