@@ -11,7 +11,7 @@ RUN := $(UV) run --frozen
 LOCAL := deploy/local
 
 .PHONY: help uv sync lint fmt typecheck contracts contracts-check up down status \
-	test test-unit test-integration run k8s-check infra demo bench bench-quick images
+	test test-unit test-integration run k8s-check infra demo bench bench-quick images browser
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ lint: sync  ## ruff, import-linter (layers, no cycles), and mypy (strict) on eve
 	$(RUN) ruff format --check .
 	$(RUN) lint-imports
 	$(RUN) mypy contracts/src libs/platform/src services/activity/src services/segmentation/src \
-		services/calendar-sync/src apps/embedded/src apps/devstack/src apps/demo/src bench/src
+		services/calendar-sync/src apps/embedded/src apps/devstack/src apps/demo/src apps/web/src bench/src
 
 fmt: sync  ## format and autofix
 	$(RUN) ruff format .
@@ -83,7 +83,14 @@ images:  ## build the three service images (needs a Docker engine; there is none
 k8s-check:  ## render the k8s overlays, validate them (kubeconform -strict), lint the Dockerfile
 	bash deploy/tools/k8s-check.sh
 
-test: sync lint contracts-check k8s-check infra  ## everything CI runs: lint, drift, k8s, all tests
+browser:  ## Debian's chromium and chromium-driver for the cockpit's browser tests (apt-get as root)
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then echo "make browser: please install chromium and chromium-driver (needs root)" >&2; exit 1; fi; \
+	echo "make browser: installing chromium chromium-driver" >&2; \
+	export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >&2; \
+	apt-get install -y -qq --no-install-recommends chromium chromium-driver >&2
+
+test: sync lint contracts-check k8s-check infra browser  ## everything CI runs: lint, drift, k8s, all tests
 	$(RUN) pytest tests
 	$(RUN) python -m crm_bench --quick --results .cache/bench-quick
 

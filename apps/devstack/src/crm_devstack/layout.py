@@ -19,6 +19,7 @@ HOST: Final = "127.0.0.1"
 UNEPHEMERAL: Final = (20000, 32768)
 DEFAULT_PORT_BASE: Final = 8000
 ISSUER: Final = "issuer"
+WEB: Final = "web"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ LAYOUT: Final = (
     Entry("activity-api", "activity", "api", 1),
     Entry("segmentation-api", "segmentation", "api", 2),
     Entry("calendar-sync-api", "calendar_sync", "api", 3),
+    Entry(WEB, "crm_web", "web", 4),  # the sales cockpit (serve takes no roles)
     Entry("activity-relay", "activity", "relay", 11),
     Entry("activity-workers", "activity", "projector,consumer", 12),
     Entry("segmentation-relay", "segmentation", "relay", 13),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from crm_devstack.issuer import TOKEN_PATH, auth_env
-from crm_devstack.layout import APIS, BY_NAME, HOST, ISSUER, LAYOUT, NAMES, Entry, Ports
+from crm_devstack.layout import APIS, BY_NAME, HOST, ISSUER, LAYOUT, NAMES, WEB, Entry, Ports
 from crm_devstack.processes import (
     Handle,
     http_status,
@@ -100,6 +100,8 @@ class Stack:
         if entry.roles is None:
             key = str(self.dir.path / "issuer-key.pem")
             return (self.python, "-m", entry.module, "--host", HOST, "--port", port, "--key", key)
+        if entry.name == WEB:
+            return (self.python, "-m", entry.module, "serve", "--host", HOST, "--port", port)
         serve = (self.python, "-m", entry.module, "serve", "--roles", entry.roles)
         return (*serve, "--host", HOST, "--port", port)
 
@@ -111,6 +113,14 @@ class Stack:
         env |= auth_env(HOST, self.ports[ISSUER])
         # Feed URLs handed out must reach this stack's API, unless told otherwise.
         env.setdefault("CALENDAR_SYNC_FEED_BASE_URL", self.url("calendar-sync-api"))
+        # The cockpit signs people in through the local issuer and calls this stack's APIs.
+        env |= {
+            "CRM_WEB_SIGN_IN": "issuer",
+            "CRM_WEB_TOKEN_URL": self.url(ISSUER) + TOKEN_PATH,
+            "CRM_WEB_ACTIVITY_URL": self.url("activity-api"),
+            "CRM_WEB_SEGMENTATION_URL": self.url("segmentation-api"),
+            "CRM_WEB_CALENDAR_URL": self.url("calendar-sync-api"),
+        }
         # Eight processes share one PostgreSQL (and here, other people's tests) on a laptop.
         env.setdefault("CRM_POOL_SIZE", "4")
         # Nothing should fall back to SQLite files, but if it did, not into `make run`'s .data.
