@@ -84,9 +84,7 @@ def customers(manager_api: httpx.Client) -> dict[str, str]:
         made[key] = customer_id
 
     def known_to_activity() -> bool:
-        found = manager_api.get(
-            "/activity/reports/without-future-activity", params={"owner": ANNA}
-        )
+        found = manager_api.get("/activity/reports/without-future-activity", params={"owner": ANNA})
         return any(g["customer_id"] == made["A"] for g in found.json())
 
     # The A customer's R8 gap opens once activity has the customer from the registry.
@@ -104,9 +102,11 @@ def test_a_consultants_day_and_the_managers_view(
     sign_in(driver, base, "mia@example.dk", "sales_manager")
     driver.get(f"{base}/team")
     wait(driver, ec.presence_of_element_located((By.ID, "team-chart")))
-    before = anna_actual(driver) if driver.find_elements(
-        By.CSS_SELECTOR, f"#team-chart [data-owner='{ANNA}']"
-    ) else 0
+    before = (
+        anna_actual(driver)
+        if driver.find_elements(By.CSS_SELECTOR, f"#team-chart [data-owner='{ANNA}']")
+        else 0
+    )
     check_page(driver, "team")
 
     # Min uge, with the A customer's R8 gap.
@@ -131,7 +131,9 @@ def test_a_consultants_day_and_the_managers_view(
 
     # The customer did not answer: one click, the proposed slot, move (R1).
     card.find_element(By.LINK_TEXT, "Kunden tog ikke telefonen").click()
-    form = wait(driver, ec.presence_of_element_located((By.CSS_SELECTOR, "form[hx-post*='ingen-svar']")))
+    form = wait(
+        driver, ec.presence_of_element_located((By.CSS_SELECTOR, "form[hx-post*='ingen-svar']"))
+    )
     proposed = driver.find_element(By.ID, "f-starts_at").get_attribute("value")
     assert proposed and proposed > f"{tomorrow.isoformat()}T09:00", proposed
     screenshot(driver, "ingen-svar")
@@ -148,9 +150,7 @@ def test_a_consultants_day_and_the_managers_view(
     fill(driver, "f-note", note)
     fill(driver, "f-next_step", "Sende oplæg om forårskampagnen")
     driver.find_element(By.CSS_SELECTOR, "form[action$='/afslut'] button[type=submit]").click()
-    refusal = wait(
-        driver, ec.presence_of_element_located((By.ID, "fejl-next_activity"))
-    )
+    refusal = wait(driver, ec.presence_of_element_located((By.ID, "fejl-next_activity")))
     assert "prioriteret" in refusal.text and "(R8)" in refusal.text
     assert driver.find_element(By.ID, "f-note").get_attribute("value") == note
     check_page(driver, "afslut-r8-afvist")
@@ -158,9 +158,7 @@ def test_a_consultants_day_and_the_managers_view(
     # With the next activity in the same form: completed, and the next one is in the week.
     following = tomorrow + timedelta(days=7)
     fill(driver, "f-next_activity-subject", "Oplæg om forårskampagnen")
-    Select(driver.find_element(By.ID, "f-next_activity-type")).select_by_value(
-        "proposal_meeting"
-    )
+    Select(driver.find_element(By.ID, "f-next_activity-type")).select_by_value("proposal_meeting")
     Select(driver.find_element(By.ID, "f-next_activity-channel")).select_by_value("physical")
     set_value(driver, "f-next_activity-starts_at", f"{following.isoformat()}T10:00")
     set_value(driver, "f-next_activity-ends_at", f"{following.isoformat()}T11:00")
