@@ -97,7 +97,8 @@ def axe_violations(driver: Any) -> list[dict[str, Any]]:
     result = driver.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "axe.run(document, {resultTypes: ['violations']})"
-        ".then(r => done(JSON.stringify(r.violations)), e => done(JSON.stringify({error: String(e)})));"
+        ".then(r => done(JSON.stringify(r.violations)),"
+        " e => done(JSON.stringify({error: String(e)})));"
     )
     found = json.loads(result)
     if isinstance(found, dict):

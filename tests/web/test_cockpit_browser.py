@@ -151,7 +151,8 @@ def test_a_consultants_day_and_the_managers_view(
     fill(driver, "f-next_step", "Sende oplæg om forårskampagnen")
     driver.find_element(By.CSS_SELECTOR, "form[action$='/afslut'] button[type=submit]").click()
     refusal = wait(driver, ec.presence_of_element_located((By.ID, "fejl-next_activity")))
-    assert "prioriteret" in refusal.text and "(R8)" in refusal.text
+    assert "prioriteret" in refusal.text
+    assert "(R8)" in refusal.text
     assert driver.find_element(By.ID, "f-note").get_attribute("value") == note
     check_page(driver, "afslut-r8-afvist")
 
@@ -183,7 +184,8 @@ def test_a_consultants_day_and_the_managers_view(
 
     # The customer page: segment, targets as bars, the timeline.
     driver.get(f"{base}/kunder/{customers['C']}")
-    assert "Mål" in body_text(driver) and "Tidslinje" in body_text(driver)
+    assert "Mål" in body_text(driver)
+    assert "Tidslinje" in body_text(driver)
     check_page(driver, "kunde")
     driver.get(f"{base}/kunder?q=Bageriet")
     check_page(driver, "kunder")

@@ -43,7 +43,9 @@ def test_a_rule_refusal_lands_beside_its_field_and_r10_names_each_missing_field(
     assert errors == {"next_activity.starts_at": "Skal udfyldes."}
 
     errors, general = field_errors({"code": "stale_version"}, 412)
-    assert errors == {} and general is not None and "ændret" in general
+    assert errors == {}
+    assert general is not None
+    assert "ændret" in general
 
 
 def test_slices_keep_the_files_line_numbers() -> None:
@@ -125,6 +127,7 @@ def test_an_import_shows_progress_and_the_rejected_rows_by_line(system: Embedded
 
         done = wait_until(finished, timeout=30, message="the import to finish")
     assert "3 af 3 rækker" in done.text
-    assert "2 nye" in done.text and "1 afviste" in done.text
+    assert "2 nye" in done.text
+    assert "1 afviste" in done.text
     rejected = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td>", done.text)
     assert rejected == [("3", f"imp-{run}-2")]
