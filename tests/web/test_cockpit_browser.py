@@ -135,7 +135,8 @@ def test_a_consultants_day_and_the_managers_view(
         driver, ec.presence_of_element_located((By.CSS_SELECTOR, "form[hx-post*='ingen-svar']"))
     )
     proposed = driver.find_element(By.ID, "f-starts_at").get_attribute("value")
-    assert proposed and proposed > f"{tomorrow.isoformat()}T09:00", proposed
+    assert proposed, "no proposed slot"
+    assert proposed > f"{tomorrow.isoformat()}T09:00", proposed
     screenshot(driver, "ingen-svar")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait(driver, ec.url_contains("dag="))
