@@ -20,9 +20,12 @@ from urllib.parse import unquote, urlsplit
 
 import eventsourcing.postgres
 import psycopg
+from eventsourcing.utils import get_topic
 from psycopg import sql
 from psycopg_pool import PoolTimeout
 from psycopg_pool.base import AttemptWithBackoff
+
+from crm_platform.eventsourcing_internals import OneTripRecorder
 
 # How long a command may wait for a pooled connection while every one is busy. While the
 # database is down nobody waits at all (`ResilientPool`).
@@ -212,6 +215,8 @@ class StoreLocation:
             # eventsourcing's name for the pool's wait for a free connection.
             "POSTGRES_CONNECT_TIMEOUT": str(POOL_WAIT_S),
             "POSTGRES_LOCK_TIMEOUT": "5",
+            # A service with recorders of its own (segmentation) sets its own topic.
+            "APPLICATION_RECORDER_TOPIC": get_topic(OneTripRecorder),
         }
 
     def ensure_schema(self) -> None:
