@@ -30,6 +30,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from crm_platform.auth import Authenticator, AuthSettings, ConfigurationError
+from crm_platform.http.docs import install_api_docs
 from crm_platform.logs import CorrelationId
 from crm_platform.ops import Check, ops_router
 from crm_platform.settings import RuntimeSettings
@@ -115,6 +116,7 @@ def serve(
             web = service.api(auth)
         else:
             web = FastAPI(title=f"{name} workers ({', '.join(roles) or 'none'})")
+            install_api_docs(web)
             metrics = registry(service) if registry is not None else CollectorRegistry()
             web.include_router(ops_router(metrics, service.checks()))
         web.add_middleware(CorrelationId)

@@ -17,6 +17,7 @@ from crm_platform.http import (
     ApiError,
     StrictRoute,
     error_responses,
+    install_api_docs,
     install_error_handlers,
     location,
 )
@@ -88,6 +89,7 @@ def create_app(api: ActivityApi, *, root_path: str = "") -> FastAPI:
         responses=error_responses(*API_ERROR_STATUSES),
     )
     install_error_handlers(web)
+    install_api_docs(web)
     web.add_middleware(
         UploadLimits,
         max_bytes=api.max_body_bytes,

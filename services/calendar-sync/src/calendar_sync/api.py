@@ -19,6 +19,7 @@ from crm_platform.http import (
     BodySizeLimit,
     StrictRoute,
     error_responses,
+    install_api_docs,
     install_error_handlers,
 )
 from crm_platform.ops import ops_router
@@ -108,6 +109,7 @@ def create_app(api: SyncApi, *, root_path: str = "") -> FastAPI:
         responses=error_responses(*API_ERROR_STATUSES),
     )
     install_error_handlers(web)
+    install_api_docs(web)
     web.add_middleware(BodySizeLimit, max_bytes=api.max_body_bytes)
     web.include_router(ops_router(api.metrics.registry, api.checks))
     web.include_router(_routes(api))

@@ -1,6 +1,7 @@
 """Shared HTTP error handling: one problem shape (RFC 9457), its handlers, strict routes and a
-body size limit."""
+body size limit; the API docs pages with their assets served locally."""
 
+from crm_platform.http.docs import install_api_docs
 from crm_platform.http.errors import (
     API_ERROR_STATUSES,
     PROBLEM_MEDIA_TYPE,
@@ -29,6 +30,7 @@ __all__ = [
     "error_response",
     "error_responses",
     "field_path",
+    "install_api_docs",
     "install_error_handlers",
     "location",
 ]

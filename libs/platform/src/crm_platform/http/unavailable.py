@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_platform.eventstore import postgres_unreachable
+from crm_platform.http.docs import ASSETS_PATH
 from crm_platform.http.errors import error_response
 from crm_platform.outages import UNAVAILABLE
 
@@ -52,12 +53,16 @@ def install_unavailable_handlers(app: FastAPI) -> None:
     app.add_middleware(FailFastWhileUnreachable)
 
 
+def _needs_no_database(path: str) -> bool:
+    return path.endswith(NEEDS_NO_DATABASE) or ASSETS_PATH + "/" in path  # the docs' files
+
+
 class FailFastWhileUnreachable:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not str(scope["path"]).endswith(NEEDS_NO_DATABASE):
+        if scope["type"] == "http" and not _needs_no_database(str(scope["path"])):
             reason = postgres_unreachable()
             if reason is not None:
                 log.warning(
