@@ -428,6 +428,14 @@ def _figures(
     if on_kafka:
         figures["send→on Kafka p50 ms"] = _ms(percentile(_since_sent(paced, on_kafka), 50))
         figures["send→on Kafka p99 ms"] = _ms(percentile(_since_sent(paced, on_kafka), 99))
+        if arrived is not None:
+            # calendar-sync's own share, per activity: from the tap seeing the message to the
+            # fake storing the event (the tap polls too, so this is a little short).
+            consumer = [
+                arrived[i] - on_kafka[i] for i in paced.sent if i in arrived and i in on_kafka
+            ]
+            figures["on Kafka→Outlook p50 ms"] = _ms(percentile(consumer, 50))
+            figures["on Kafka→Outlook p99 ms"] = _ms(percentile(consumer, 99))
     if arrived is not None and latencies:
         slow = sorted(
             ((arrived[i] - t, t) for i, t in paced.sent.items() if i in arrived), reverse=True

@@ -9,11 +9,14 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from calendar_sync.settings import CalendarSyncSettings
+from calendar_sync.state import MailboxState
 from crm_contracts.enums import SyncStatus
 from crm_platform.eventstore import StoreLocation
+from crm_platform.messaging import Delivery
 from crm_platform.messaging.transport import KafkaTransport
 
 from tests.fakes import FakeClock, GraphFake
@@ -220,3 +223,101 @@ def test_a_lane_whose_holder_died_is_taken_over_after_its_lease(
         assert lane.holder != "dead-pod"
     finally:
         harness.close()
+
+
+def test_a_first_create_posts_without_looking_and_the_lane_is_kept_for_the_next(
+    kafka: KafkaTransport,
+    topic_factory: Callable[..., str],
+    store: StoreLocation,
+    fast_fake: GraphFake,
+    tmp_path: Path,
+) -> None:
+    harness = build(
+        kafka, unique_topics(topic_factory), store, tmp_path, fast_fake, lane_linger_seconds=60
+    )
+    state = harness.service.state
+    claims: list[str] = []
+    claim = state.claim
+
+    def counted(mailbox: str, holder: str, **kwargs: Any) -> MailboxState | None:
+        claims.append(mailbox)
+        return claim(mailbox, holder, **kwargs)
+
+    state.claim = counted  # type: ignore[method-assign]
+    harness.start()
+    try:
+        first, second = Activity(), Activity()
+        harness.send(first.planned())
+        assert harness.applied(first).status is SyncStatus.SYNCED
+        # Nothing was ever sent for it: no look for a tagged event, one POST.
+        assert [r.method for r in fast_fake.requests(ANNA)] == ["POST"]
+        lane = state.mailbox(ANNA)
+        assert lane is not None
+        assert lane.holder == harness.service.lanes.token  # kept for the next message
+        harness.send(second.planned())
+        assert harness.applied(second).status is SyncStatus.SYNCED
+        assert claims == [ANNA]  # written without taking the lane again
+        assert activity_ids(tagged(fast_fake, ANNA)) == [str(first.id), str(second.id)]
+        harness.stop()  # a stopping process gives its lanes back
+        lane = state.mailbox(ANNA)
+        assert lane is not None
+        assert lane.holder is None
+    finally:
+        harness.close()
+
+
+def test_an_idle_lane_is_given_back_after_its_linger(
+    kafka: KafkaTransport,
+    topic_factory: Callable[..., str],
+    store: StoreLocation,
+    fast_fake: GraphFake,
+    tmp_path: Path,
+) -> None:
+    harness = build(
+        kafka, unique_topics(topic_factory), store, tmp_path, fast_fake, lane_linger_seconds=0.2
+    ).start()
+    try:
+        activity = Activity()
+        harness.send(activity.planned())
+        harness.applied(activity)
+        wait_until(
+            lambda: (m := harness.service.state.mailbox(ANNA)) is not None and m.holder is None,
+            message="Anna's lane given back",
+        )
+    finally:
+        harness.close()
+
+
+def test_work_saved_by_another_process_is_announced_to_the_lane_that_keeps_the_mailbox(
+    kafka: KafkaTransport,
+    topic_factory: Callable[..., str],
+    postgres_dsn: str,
+    pg_schema: str,
+    fast_fake: GraphFake,
+    tmp_path: Path,
+) -> None:
+    # NOTIFY is PostgreSQL's; on SQLite the service runs in one process.
+    store = StoreLocation(postgres_dsn=postgres_dsn, schema=pg_schema)
+    store.ensure_schema()
+    topics = unique_topics(topic_factory)
+    # The lanes would not look by themselves for a minute: only the announcement can wake them.
+    writer = build(
+        kafka,
+        topics,
+        store,
+        tmp_path / "writer",
+        fast_fake,
+        lane_linger_seconds=60,
+        lane_idle_poll_seconds=60,
+    ).start()
+    other = build(kafka, topics, store, tmp_path / "other", fast_fake)  # consumes, never started
+    try:
+        handle = other.service.activity_handler().handle
+        for n, activity in enumerate([Activity(), Activity(owner=BO), Activity()]):
+            handle(other.wire(activity.planned()), Delivery(topics.activities, 0, n))
+            assert writer.applied(activity, timeout=20).status is SyncStatus.SYNCED
+        assert len(tagged(fast_fake, ANNA)) == 2
+        assert len(tagged(fast_fake, BO)) == 1
+    finally:
+        other.close()
+        writer.close()

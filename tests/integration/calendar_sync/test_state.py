@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 from calendar_sync.domain import ActivityView, Lifecycle
 from calendar_sync.state import Leftover, Pause, SyncRecord, SyncState
@@ -16,6 +17,7 @@ from crm_contracts.enums import ActivityType, Channel, SyncStatus
 from crm_platform.eventstore import StoreLocation
 from crm_platform.messaging import Delivery
 from eventsourcing.persistence import IntegrityError
+from psycopg import sql
 
 from tests.integration.calendar_sync.support import customer
 
@@ -172,6 +174,93 @@ def test_a_table_from_before_the_lanes_gets_due_at(store: StoreLocation) -> None
         assert found.due_at == NOW
     finally:
         migrated.close()
+
+
+def test_a_lane_takes_up_its_due_rows_marked_once_with_the_customers_name(
+    store: StoreLocation,
+) -> None:
+    announced: list[str | None] = []
+    state = SyncState(store.env(), on_due=announced.append)
+    try:
+        state.apply_customer("cust-1", customer("cust-1", "Bager Hansen ApS"), Delivery("c", 0, 0))
+        fresh = replace(ROW, event_id=None, change_key=None, status=SyncStatus.PENDING, due_at=NOW)
+        assert state.save(fresh, expected_revision=0)
+        later = replace(fresh, activity_id="a-later", due_at=NOW + timedelta(minutes=1))
+        assert state.save(later, expected_revision=0)
+        elsewhere = replace(fresh, activity_id="a-bo", view=replace(VIEW, owner="bo@example.dk"))
+        assert state.save(elsewhere, expected_revision=0)
+        assert announced == ["anna@example.dk", "anna@example.dk", "bo@example.dk"]
+
+        taken = state.take_due("anna@example.dk", NOW)
+        assert [(d.record.activity_id, d.first, d.customer_name) for d in taken] == [
+            (ROW.activity_id, True, "Bager Hansen ApS")
+        ]
+        assert taken[0].record == replace(fresh, revision=1)
+        # Taken up again (a lane died, or its write lost a race): a create may have been sent.
+        again = state.take_due("anna@example.dk", NOW + timedelta(minutes=1))
+        assert [(d.record.activity_id, d.first) for d in again] == [
+            (ROW.activity_id, False),
+            ("a-later", True),
+        ]
+        # A writer outside the lanes marks the row before it may create.
+        state.mark_tried("a-bo")
+        assert [d.first for d in state.take_due("bo@example.dk", NOW)] == [False]
+    finally:
+        state.close()
+
+
+def test_rows_from_before_the_mark_count_as_tried(store: StoreLocation) -> None:
+    first = SyncState(store.env())
+    assert first.save(replace(ROW, event_id=None, due_at=NOW), expected_revision=0)
+    with first.transaction() as tx:
+        tx.execute("ALTER TABLE {t}entries DROP COLUMN create_tried")
+    first.close()
+    migrated = SyncState(store.env())
+    try:
+        # An older version may have sent a create whose outcome it never recorded.
+        assert [d.first for d in migrated.take_due("anna@example.dk", NOW)] == [False]
+        assert migrated.save(replace(ROW, activity_id="a-new", due_at=NOW), expected_revision=0)
+        taken = migrated.take_due("anna@example.dk", NOW)
+        assert {d.record.activity_id: d.first for d in taken} == {
+            ROW.activity_id: False,
+            "a-new": True,
+        }
+    finally:
+        migrated.close()
+
+
+def test_due_lanes_include_the_ones_we_hold(state: SyncState) -> None:
+    assert state.save(replace(ROW, due_at=NOW), expected_revision=0)
+    lease = NOW + timedelta(seconds=60)
+    assert state.claim("anna@example.dk", "ours", lease_until=lease, wall=NOW, now=NOW)
+    assert state.due_lanes(NOW, NOW) == []
+    assert state.due_lanes(NOW, NOW, ours="theirs") == []
+    assert state.due_lanes(NOW, NOW, ours="ours") == ["anna@example.dk"]
+
+
+def test_a_save_that_makes_a_row_due_is_announced_to_every_process(
+    postgres_dsn: str, pg_schema: str
+) -> None:
+    # NOTIFY is PostgreSQL's; on SQLite the service runs in one process.
+    store = StoreLocation(postgres_dsn=postgres_dsn, schema=pg_schema)
+    store.ensure_schema()
+    state = SyncState(store.env())
+    try:
+        with psycopg.connect(postgres_dsn, autocommit=True) as other:
+            other.execute(sql.SQL("LISTEN {}").format(sql.Identifier(state.due_channel)))
+            assert state.save(replace(ROW, due_at=NOW), expected_revision=0)
+            # Not due: nothing to announce.
+            assert state.save(replace(ROW, revision=2), expected_revision=1)
+            moved = replace(ROW, revision=3, due_at=NOW, view=replace(VIEW, owner="bo@example.dk"))
+            assert state.save(
+                moved,
+                expected_revision=2,
+                leftover=Leftover("anna@example.dk", "evt-1", ROW.activity_id),
+            )
+            heard = [n.payload for n in other.notifies(timeout=5.0, stop_after=3)]
+        assert heard == ["anna@example.dk", "bo@example.dk", "anna@example.dk"]
+    finally:
+        state.close()
 
 
 def test_stale_names_and_the_outbox(state: SyncState) -> None:

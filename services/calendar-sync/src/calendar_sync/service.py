@@ -229,6 +229,8 @@ class CalendarSyncService:
                 unavailable_max_check=options.unavailable_max_check_seconds,
                 budget=options.request_budget,
                 budget_window=options.budget_window_seconds,
+                idle_poll=options.lane_idle_poll_seconds,
+                linger=options.lane_linger_seconds,
             ),
             bell=bell,
             parking=parking,

@@ -82,6 +82,18 @@ class CalendarSyncSettings(BaseSettings):
         le=64,
         description="CALENDAR_SYNC_LANE_WORKERS: mailbox lanes worked at once per process",
     )
+    lane_linger_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="CALENDAR_SYNC_LANE_LINGER_SECONDS: a lane with nothing left to write is "
+        "kept this long for the mailbox's next message (at most a third of the lease)",
+    )
+    lane_idle_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="CALENDAR_SYNC_LANE_IDLE_POLL_SECONDS: how often idle lanes ask the "
+        "database for work nobody announced (timers, a lost notification)",
+    )
     lease_seconds: float = Field(
         default=60.0,
         gt=0,

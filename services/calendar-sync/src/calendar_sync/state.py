@@ -290,12 +290,25 @@ class SyncState(SqlView):
         applied this message): nothing is written then either.
         """
         values = _values(record, expected_revision + 1)
+        due = [record.owner] if record.due_at is not None else []
+        if leftover is not None:
+            due.append(leftover.mailbox)
+        # On PostgreSQL every mailbox made due is NOTIFYed (delivered on commit to every
+        # process LISTENing: the lanes of other pods hear of their work without polling); the
+        # row's own in the statement that writes it, which costs no round trip.
+        notify: tuple[Any, ...] = ()
+        returning = ""
+        if self.is_postgres and record.due_at is not None:
+            notify, returning = (self.due_channel, record.owner), ", pg_notify(?, ?)"
         try:
             with self.transaction() as tx:
                 if expected_revision == 0:
-                    tx.execute(_INSERT, values)
+                    tx.execute(_INSERT + returning, (*values, *notify))
                 else:
-                    tx.execute(_UPDATE, (*values[1:], record.activity_id, expected_revision))
+                    tx.execute(
+                        _UPDATE + returning,
+                        (*values[1:], record.activity_id, expected_revision, *notify),
+                    )
                 if tx.fetchone() is None:
                     raise _Conflict
                 if track is not None:
@@ -316,14 +329,8 @@ class SyncState(SqlView):
                         "DELETE FROM {t}leftovers WHERE mailbox = ? AND event_id = ?",
                         (mailbox, event_id),
                     )
-                due = [record.owner] if record.due_at is not None else []
-                if leftover is not None:
-                    due.append(leftover.mailbox)
-                if due and self.is_postgres:
-                    # Delivered on commit to every process LISTENing (the lanes of other pods),
-                    # so a mailbox's lane hears of its work without polling for it.
-                    for mailbox in due:
-                        tx.execute("SELECT pg_notify(?, ?)", (self.due_channel, mailbox))
+                if leftover is not None and self.is_postgres:
+                    tx.execute("SELECT pg_notify(?, ?)", (self.due_channel, leftover.mailbox))
         except _Conflict:
             return False
         self._on_saved()
@@ -483,6 +490,13 @@ class SyncState(SqlView):
             (activity_id,),
         )
 
+    def _read_all(self, statement: str, params: tuple[Any, ...]) -> list[Row]:
+        """One reading statement: on PostgreSQL in one round trip (autocommit; a single
+        statement sees one snapshot either way)."""
+        if not self.is_postgres:
+            return self.query(statement, params)
+        return self._write_returning(statement, params)
+
     def _write_returning(self, statement: str, params: tuple[Any, ...]) -> list[Row]:
         """One writing statement, committed, in one round trip on PostgreSQL (autocommit:
         no BEGIN and COMMIT of their own; a single statement is atomic either way)."""
@@ -495,7 +509,7 @@ class SyncState(SqlView):
             return [dict(r) for r in cursor.fetchall()]
 
     def leftovers(self, mailbox: str, limit: int = 50) -> list[Leftover]:
-        rows = self.query(
+        rows = self._read_all(
             "SELECT mailbox, event_id, activity_id FROM {t}leftovers WHERE mailbox = ?"
             " ORDER BY since, event_id LIMIT ?",
             (mailbox, limit),
