@@ -1,7 +1,10 @@
 """The one place that leans on eventsourcing beyond its public API, each use for a reason.
 
 - `NotifiesSaves`: a hook after every save (wakes the relay and projector of this process at
-  once) through `Application._notify`, which eventsourcing calls after each save.
+  once) through `Application._notify`, which eventsourcing calls after each save. Its `save`
+  is `save_unchecked`, and its repository folds events with `mutate_all` instead of
+  `project_aggregate`, whose per-event runtime-Protocol assert (slow on Python 3.11) was a
+  sixth of the command path's CPU in the application (measured, bench/RESULTS.md).
 - `save_unchecked`: `Application.save` without its per-object runtime-Protocol check, which
   costs more than encoding the event when a recomputation saves thousands of customers
   (measured, bench/RESULTS.md); built from `ProcessingEvent`, `_record`, `_take_snapshots`
@@ -27,13 +30,13 @@ runs it, so an upgrade that moves any of them fails loudly instead of misbehavin
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
 import eventsourcing.postgres
 import eventsourcing.sqlite
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import Application, ProcessingEvent, Repository
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     InterfaceError,
@@ -42,7 +45,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     Tracking,
 )
-from eventsourcing.utils import retry
+from eventsourcing.utils import retry, strtobool
 from psycopg.sql import SQL, Identifier
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "OneTripRecorder",
     "check_compatible",
     "insert_tracking",
+    "mutate_all",
     "save_unchecked",
 ]
 
@@ -60,10 +64,40 @@ WRITTEN_FOR: Final = "9.5"
 TID = TypeVar("TID", bound=UUID | str)
 
 
+def mutate_all(aggregate: Any, events: Iterable[Any]) -> Any:
+    """eventsourcing's `project_aggregate`, minus its runtime-Protocol assert per event."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
+
+
+class _Repository(Repository[Any]):
+    def get(self, aggregate_id: Any, *, projector_func: Any = mutate_all, **kwargs: Any) -> Any:
+        return super().get(aggregate_id, projector_func=projector_func, **kwargs)
+
+
 class NotifiesSaves(Application[TID]):
-    """An application that calls `on_saved` (if set) after every save it commits."""
+    """An application that calls `on_saved` (if set) after every save it commits, and saves
+    and loads without eventsourcing's runtime-Protocol checks (see the module docstring)."""
 
     on_saved: Callable[[], None] | None = None
+
+    def construct_repository(self) -> Repository[TID]:
+        # As `Application.construct_repository`, with `_Repository`.
+        maxsize = self.env.get(self.AGGREGATE_CACHE_MAXSIZE)
+        return _Repository(
+            event_store=self.events,
+            snapshot_store=self.snapshots,
+            cache_maxsize=int(maxsize) if maxsize else None,
+            fastforward=strtobool(self.env.get(self.AGGREGATE_CACHE_FASTFORWARD, "y")),
+            fastforward_skipping=strtobool(
+                self.env.get(self.AGGREGATE_CACHE_FASTFORWARD_SKIPPING, "n")
+            ),
+            deepcopy_from_cache=strtobool(self.env.get(self.DEEPCOPY_FROM_AGGREGATE_CACHE, "y")),
+        )
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[TID]]:
+        return save_unchecked(self, objs, **kwargs)
 
     def _notify(self, recordings: list[Recording[TID]]) -> None:
         super()._notify(recordings)
@@ -161,6 +195,8 @@ def check_compatible() -> list[str]:
         (Application, "_record"),
         (Application, "_take_snapshots"),
         (Application, "_notify"),
+        (Application, "AGGREGATE_CACHE_FASTFORWARD_SKIPPING"),
+        (Application, "DEEPCOPY_FROM_AGGREGATE_CACHE"),
         (ProcessingEvent[Any](), "saved_kwargs"),
         (eventsourcing.sqlite.SQLiteApplicationRecorder, "_insert_events"),
         (eventsourcing.sqlite.SQLiteTrackingRecorder, "_insert_tracking"),
