@@ -8,17 +8,21 @@ browser`, which `make test` runs). Screenshots of every page a test visits go to
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tests.e2e.embedded_process import EmbeddedProcess, embedded_system
+from tests.support.polling import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENS = REPO / ".cache" / "screens"
@@ -39,6 +43,8 @@ CHROMIUM_FLAGS = (
     "--window-size=1280,1000",
     "--lang=da-DK",
 )
+PHONE_WIDTH = 390
+ANNA = "anna@example.dk"
 MIA = {"X-Dev-User": "mia@example.dk", "X-Dev-Roles": "sales_manager"}
 
 
@@ -59,8 +65,9 @@ def manager_api(system: EmbeddedProcess) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
+def start_browser(profile: Path) -> Any:
+    """Headless Chromium through Debian's chromedriver, logging every request it sends (the
+    Chrome DevTools "performance" log) so a test can tell whether anything left the machine."""
     for needed in (CHROMIUM, CHROMEDRIVER):
         if not Path(needed).exists():
             pytest.fail(
@@ -75,13 +82,74 @@ def browser(tmp_path: Path) -> Iterator[Any]:
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.add_argument(f"--user-data-dir={profile}")
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    driver = start_browser(tmp_path / "chromium-profile")
     try:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def phone(tmp_path: Path) -> Iterator[Any]:
+    """The same browser as a phone: a 390 px wide viewport that honours the viewport meta."""
+    driver = start_browser(tmp_path / "chromium-profile")
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": PHONE_WIDTH, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+    )
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def requested_urls(driver: Any) -> list[str]:
+    """Every URL the browser sent a request for since the last call (the log is read once).
+
+    A request the browser itself blocked (its Content-Security-Policy, say) never left it:
+    DevTools still announces it, then reports it failed with a `blockedReason`.
+    """
+    asked: dict[str, str] = {}
+    blocked: set[str] = set()
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        params = message.get("params", {})
+        if message.get("method") == "Network.requestWillBeSent":
+            asked[f"{params['requestId']} {len(asked)}"] = str(params["request"]["url"])
+        elif message.get("method") == "Network.loadingFailed" and params.get("blockedReason"):
+            blocked.add(str(params["requestId"]))
+    return [url for key, url in asked.items() if key.split(" ")[0] not in blocked]
+
+
+def external(urls: list[str]) -> list[str]:
+    """The URLs among `urls` that would leave this machine."""
+    local = ("127.0.0.1", "localhost", "[::1]")
+    return [
+        u
+        for u in urls
+        if not u.startswith(("data:", "blob:", "about:", "chrome:", "chrome-extension:"))
+        and urlsplit(u).hostname not in {h.strip("[]") for h in local}
+    ]
+
+
+def full_screenshot(driver: Any, name: str) -> Path:
+    """The whole page, not only the viewport: a phone's page is long."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    path = SCREENS / f"{name}.png"
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
 
 
 def screenshot(driver: Any, name: str) -> Path:
@@ -113,3 +181,31 @@ def check_page(driver: Any, name: str) -> None:
     assert not bad, f"{name}: " + "; ".join(
         f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in bad
     )
+
+
+@pytest.fixture
+def customers(manager_api: httpx.Client) -> dict[str, str]:
+    """Anna's customers: one A (prioritized, R8) and one C, fresh for each run."""
+    run = uuid.uuid4().hex[:6]
+    made = {}
+    for key, potential in (("A", "400000"), ("C", "50000")):
+        customer_id = f"web-{run}-{key}"
+        response = manager_api.post(
+            "/segmentation/customers",
+            json={
+                "customer_id": customer_id,
+                "name": f"Bageriet {key} {run} ApS",
+                "owner": ANNA,
+                "potential_dkk": potential,
+            },
+        )
+        assert response.status_code == 201, response.text
+        made[key] = customer_id
+
+    def known_to_activity() -> bool:
+        found = manager_api.get("/activity/reports/without-future-activity", params={"owner": ANNA})
+        return any(g["customer_id"] == made["A"] for g in found.json())
+
+    # The A customer's R8 gap opens once activity has the customer from the registry.
+    wait_until(known_to_activity, timeout=30, message="the A customer's R8 gap")
+    return made

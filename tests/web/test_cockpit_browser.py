@@ -5,22 +5,18 @@ the team's attainment change. Every page is screenshot and checked with axe-core
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
-import httpx
-import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.e2e.embedded_process import EmbeddedProcess
 from tests.support.polling import wait_until
-from tests.web.conftest import check_page, screenshot
+from tests.web.conftest import ANNA, check_page, screenshot
 
-ANNA = "anna@example.dk"
 WAIT_S = 20
 
 
@@ -62,34 +58,6 @@ def body_text(driver: Any) -> str:
 def anna_actual(driver: Any) -> int:
     row = driver.find_element(By.CSS_SELECTOR, f"#team-chart [data-owner='{ANNA}'] .actual")
     return int(row.text)
-
-
-@pytest.fixture
-def customers(manager_api: httpx.Client) -> dict[str, str]:
-    """Anna's customers: one A (prioritized, R8) and one C, fresh for each run."""
-    run = uuid.uuid4().hex[:6]
-    made = {}
-    for key, potential in (("A", "400000"), ("C", "50000")):
-        customer_id = f"web-{run}-{key}"
-        response = manager_api.post(
-            "/segmentation/customers",
-            json={
-                "customer_id": customer_id,
-                "name": f"Bageriet {key} {run} ApS",
-                "owner": ANNA,
-                "potential_dkk": potential,
-            },
-        )
-        assert response.status_code == 201, response.text
-        made[key] = customer_id
-
-    def known_to_activity() -> bool:
-        found = manager_api.get("/activity/reports/without-future-activity", params={"owner": ANNA})
-        return any(g["customer_id"] == made["A"] for g in found.json())
-
-    # The A customer's R8 gap opens once activity has the customer from the registry.
-    wait_until(known_to_activity, timeout=30, message="the A customer's R8 gap")
-    return made
 
 
 def test_a_consultants_day_and_the_managers_view(

@@ -169,7 +169,9 @@ async def rotate_feed(request: Request) -> Response:
         error = None
     except ApiProblem as problem:
         token, error = None, field_errors(problem.problem, problem.status)[1]
-    return page(request, "_feed_link.html", caller=caller, token=token, error=error)
+    # Without JavaScript the form is posted plainly: answer a whole page, not the fragment.
+    name = "_feed_link.html" if is_htmx(request) else "feed_link.html"
+    return page(request, name, caller=caller, nav="uge", token=token, error=error)
 
 
 def _back(target: str) -> str:
