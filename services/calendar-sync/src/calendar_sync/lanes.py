@@ -261,6 +261,7 @@ class Lanes:
         self.token = uuid.uuid4().hex[:12]
         self._kept: dict[str, _Kept] = {}  # guarded by the bell's condition
         self._claiming: set[str] = set()
+        self._elsewhere: dict[str, float] = {}  # mailbox → until when its hints are dropped
         self._linger = min(self.settings.linger, self.settings.lease_seconds / 3)
         self._poll_every = self.settings.idle_poll
         self._polled = -float("inf")  # monotonic: the last poll of the database
@@ -313,13 +314,23 @@ class Lanes:
         self.release_kept()
 
     def _hinted(self) -> str | None:
-        """An announced mailbox no worker of this process is draining (taken off the hints)."""
+        """An announced mailbox no worker of this process is draining (taken off the hints).
+
+        Announcements reach every process; one whose lane another process held a moment ago
+        is dropped here for `linger`: that holder keeps it while it is busy and hears the
+        same announcement, and it gives the lane back only after `linger` without work, by
+        when this has expired. Asking the database again would be a failed claim per process
+        and message."""
+        now = time.monotonic()
         with self.bell.cond:
-            for mailbox in self.bell.hints:
+            for mailbox in list(self.bell.hints):
                 kept = self._kept.get(mailbox)
-                if kept is None or not kept.busy:
-                    del self.bell.hints[mailbox]
-                    return mailbox
+                if kept is not None and kept.busy:
+                    continue
+                del self.bell.hints[mailbox]
+                if kept is None and self._elsewhere.get(mailbox, now) > now:
+                    continue
+                return mailbox
         return None
 
     def _poll_due(self, force: bool) -> bool:
@@ -369,11 +380,17 @@ class Lanes:
                 with self.bell.cond:
                     self._claiming.discard(mailbox)
             if lane is None:
-                return False  # held elsewhere or paused: its holder, or a poll, sees to it
+                # Held elsewhere or paused: its holder, or a poll, sees to it.
+                with self.bell.cond:
+                    self._elsewhere[mailbox] = time.monotonic() + self._linger
+                return False
             now = time.monotonic()
             kept = _Kept(lane, claimed=now, renewed=now, idle_since=now, busy=True)
             with self.bell.cond:
                 self._kept[mailbox] = kept
+                self._elsewhere.pop(mailbox, None)
+                for gone in [m for m, until in self._elsewhere.items() if until <= now]:
+                    del self._elsewhere[gone]
         self._drain(kept, stop)
         return True
 
@@ -653,6 +670,8 @@ class Lanes:
             raise
         finally:
             self._release(mailbox, holder, pause)
+            with self.bell.cond:
+                self._elsewhere.pop(mailbox, None)  # it was held here, after all
             self.bell.ring(mailbox)  # what was staged meanwhile
 
     def _surrender(self, mailbox: str) -> None:
