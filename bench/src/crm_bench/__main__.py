@@ -24,7 +24,15 @@ from crm_bench import core, report
 log = logging.getLogger("crm_bench")
 
 # In the order they run: the cheap ones first so a quick look is quick.
-BENCHMARKS = ("bulk_import", "command_path", "propagation", "replay", "resegmentation")
+BENCHMARKS = (
+    "bulk_import",
+    "command_path",
+    "propagation",
+    "calendar_scaleout",
+    "pages",
+    "replay",
+    "resegmentation",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
