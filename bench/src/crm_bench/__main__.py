@@ -29,7 +29,6 @@ BENCHMARKS = (
     "command_path",
     "propagation",
     "calendar_scaleout",
-    "pages",
     "replay",
     "resegmentation",
 )
