@@ -125,35 +125,37 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         payload = body.model_dump(mode="json") if body is not None else None
         return IdempotencyKey.of(caller.user_id, key, request.method, request.url.path, payload)
 
-    def respond(name: str, outcome: Outcome, request: Request, response: Response) -> ActivityOut:
+    def respond(name: str, outcome: Outcome, request: Request) -> Response:
+        """The activity as the command left it. Serialised here, once: a returned model would
+        be validated and encoded again by FastAPI (the route declares `response_model`)."""
         commands.labels(name, "replayed" if outcome.replayed else "ok").inc()
-        response.status_code = outcome.status
-        response.headers["ETag"] = etag(outcome.activity.version)
+        headers = {"ETag": etag(outcome.activity.version)}
         if outcome.status == 201:
-            response.headers["Location"] = location(request, "activities", str(outcome.activity.id))
+            headers["Location"] = location(request, "activities", str(outcome.activity.id))
         if outcome.replayed:
-            response.headers["Idempotent-Replayed"] = "true"
+            headers["Idempotent-Replayed"] = "true"
         warnings: list[WarningOut] = []
         if name in ("plan", "move") and outcome.activity.status == PLANNED:
             warnings = [
                 WarningOut(code="overlap", activity_id=i) for i in api.overlaps(outcome.activity)
             ]
-        return ActivityOut.of(outcome.activity, warnings)
+        body = ActivityOut.of(outcome.activity, warnings).model_dump_json()
+        return Response(body, outcome.status, headers, media_type="application/json")
 
     @router.post(
         "/activities",
+        response_model=ActivityOut,
         status_code=201,
         responses=changes,
         summary="Plan an activity (R5); it goes to the owner's calendar (R7)",
     )
-    def plan(
-        body: PlanIn, caller: Caller, request: Request, response: Response, key: IdemKey = None
-    ) -> ActivityOut:
+    def plan(body: PlanIn, caller: Caller, request: Request, key: IdemKey = None) -> Response:
         outcome = app.plan(caller, body.to_request(), idempotency=keyed(caller, key, request, body))
-        return respond("plan", outcome, request, response)
+        return respond("plan", outcome, request)
 
     @router.post(
         "/activities/registrations",
+        response_model=ActivityOut,
         status_code=201,
         responses=changes,
         summary="Register an activity held without being planned (R3, R4)",
@@ -162,16 +164,16 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         body: RegistrationIn,
         caller: Caller,
         request: Request,
-        response: Response,
         key: IdemKey = None,
-    ) -> ActivityOut:
+    ) -> Response:
         outcome = app.register(
             caller, body.to_request(), idempotency=keyed(caller, key, request, body)
         )
-        return respond("register", outcome, request, response)
+        return respond("register", outcome, request)
 
     @router.post(
         "/activities/{activity_id:uuid}/move",
+        response_model=ActivityOut,
         responses=changes,
         summary="Move to a future time, e.g. when the customer did not answer (R1)",
     )
@@ -180,10 +182,9 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         body: MoveIn,
         caller: Caller,
         request: Request,
-        response: Response,
         if_match: IfMatch = None,
         key: IdemKey = None,
-    ) -> ActivityOut:
+    ) -> Response:
         outcome = app.move(
             caller,
             activity_id,
@@ -194,10 +195,11 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("move", outcome, request, response)
+        return respond("move", outcome, request)
 
     @router.post(
         "/activities/{activity_id:uuid}/retype",
+        response_model=ActivityOut,
         responses=changes,
         summary="Change the type (and channel) when the form changes (R2)",
     )
@@ -206,10 +208,9 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         body: RetypeIn,
         caller: Caller,
         request: Request,
-        response: Response,
         if_match: IfMatch = None,
         key: IdemKey = None,
-    ) -> ActivityOut:
+    ) -> Response:
         outcome = app.retype(
             caller,
             activity_id,
@@ -219,10 +220,11 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("retype", outcome, request, response)
+        return respond("retype", outcome, request)
 
     @router.post(
         "/activities/{activity_id:uuid}/edit",
+        response_model=ActivityOut,
         responses=changes,
         summary="Edit a planned activity's subject or agenda; the calendar follows",
     )
@@ -231,10 +233,9 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         body: EditIn,
         caller: Caller,
         request: Request,
-        response: Response,
         if_match: IfMatch = None,
         key: IdemKey = None,
-    ) -> ActivityOut:
+    ) -> Response:
         outcome = app.edit(
             caller,
             activity_id,
@@ -244,10 +245,11 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("edit", outcome, request, response)
+        return respond("edit", outcome, request)
 
     @router.post(
         "/activities/{activity_id:uuid}/reassign",
+        response_model=ActivityOut,
         responses=changes,
         summary="Give the activity to another consultant (sales managers)",
     )
@@ -256,10 +258,9 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         body: ReassignIn,
         caller: Caller,
         request: Request,
-        response: Response,
         if_match: IfMatch = None,
         key: IdemKey = None,
-    ) -> ActivityOut:
+    ) -> Response:
         outcome = app.reassign(
             caller,
             activity_id,
@@ -268,10 +269,11 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("reassign", outcome, request, response)
+        return respond("reassign", outcome, request)
 
     @router.post(
         "/activities/{activity_id:uuid}/complete",
+        response_model=ActivityOut,
         responses=changes,
         summary="Complete with note and next step (R6), next activity (R7/R8)",
     )
@@ -280,10 +282,9 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         body: CompleteIn,
         caller: Caller,
         request: Request,
-        response: Response,
         if_match: IfMatch = None,
         key: IdemKey = None,
-    ) -> ActivityOut:
+    ) -> Response:
         outcome = app.complete(
             caller,
             activity_id,
@@ -291,10 +292,11 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("complete", outcome, request, response)
+        return respond("complete", outcome, request)
 
     @router.post(
         "/activities/{activity_id:uuid}/cancel",
+        response_model=ActivityOut,
         responses=changes,
         summary="Cancel, with the activity that replaces it (R8)",
     )
@@ -303,10 +305,9 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         body: CancelIn,
         caller: Caller,
         request: Request,
-        response: Response,
         if_match: IfMatch = None,
         key: IdemKey = None,
-    ) -> ActivityOut:
+    ) -> Response:
         outcome = app.cancel(
             caller,
             activity_id,
@@ -315,10 +316,11 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("cancel", outcome, request, response)
+        return respond("cancel", outcome, request)
 
     @router.post(
         "/activities/{activity_id:uuid}/attachments",
+        response_model=ActivityOut,
         status_code=201,
         responses=changes,
         summary="Attach a document, e.g. the written proposal (R9)",
@@ -328,10 +330,9 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         body: AttachmentIn,
         caller: Caller,
         request: Request,
-        response: Response,
         if_match: IfMatch = None,
         key: IdemKey = None,
-    ) -> ActivityOut:
+    ) -> Response:
         outcome = app.add_attachment(
             caller,
             activity_id,
@@ -339,7 +340,7 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
             expected_version=expected_version(if_match),
             idempotency=keyed(caller, key, request, body),
         )
-        return respond("attach", outcome, request, response)
+        return respond("attach", outcome, request)
 
     @router.get(
         "/activities/{activity_id:uuid}",
