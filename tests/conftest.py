@@ -30,6 +30,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+from hypothesis import settings
+
+# No time limit per example: Hypothesis' default (200 ms) is a timed assertion, and an example
+# that talks to PostgreSQL on a busy 2-core CI machine can exceed it and fail for nothing.
+# Speed is measured in `make bench`.
+settings.register_profile("crm", deadline=None)
+settings.load_profile("crm")
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_SCRIPTS = REPO / "deploy" / "local"
