@@ -497,6 +497,8 @@ def test_a_create_can_be_stored_late_after_its_answer_was_lost(
 
 
 def test_a_client_that_times_out_does_not_stop_the_server_creating(fake: GraphFake) -> None:
+    # best-practices ("Handle expected errors"): a request that timed out on the client may
+    # still complete on the service, so its outcome is unknown, not a failure.
     fake.faults.slow_create_seconds = 0.5
     fake.faults.fail_next("slow_create", method="POST")
     with authorized(fake, timeout=0.2) as http, pytest.raises(httpx.ReadTimeout):
@@ -551,6 +553,7 @@ def _concurrent_gets(fake: GraphFake, http: httpx.Client, count: int) -> list[ht
 def test_four_concurrent_requests_per_mailbox_are_served(
     fake: GraphFake, http: httpx.Client
 ) -> None:
+    # throttling-limits, Outlook service limits: "4 concurrent requests" per app and mailbox.
     answers = _concurrent_gets(fake, http, 4)
     assert [a.status_code for a in answers] == [200] * 4
     assert fake.max_concurrency_seen(UPN) == 4
@@ -558,6 +561,7 @@ def test_four_concurrent_requests_per_mailbox_are_served(
 
 
 def test_a_fifth_concurrent_request_is_throttled(fake: GraphFake, http: httpx.Client) -> None:
+    # throttling: a request beyond a limit is answered 429 with Retry-After; it is not queued.
     answers = _concurrent_gets(fake, http, 5)
     assert sorted(a.status_code for a in answers) == [200, 200, 200, 200, 429]
     refused = next(a for a in answers if a.status_code == 429)
@@ -751,6 +755,8 @@ def test_calendar_view_is_the_window_of_the_default_calendar(http: httpx.Client)
 def test_transaction_memory_event_forgets_it_with_the_event(
     fake: GraphFake, http: httpx.Client
 ) -> None:
+    # api/resources/event documents transactionId only as avoiding redundant POSTs; for how
+    # long is an open point (docs/graph.md): the default keeps it while its event exists.
     body = event_body(transactionId="tx-1")
     first = http.post("/events", json=body).json()["id"]
     fake.purge_as_user(UPN, first)
@@ -762,6 +768,7 @@ def test_transaction_memory_event_forgets_it_with_the_event(
 def test_transaction_memory_forever_refuses_a_repeat_after_the_event_went(
     fake: GraphFake, http: httpx.Client
 ) -> None:
+    # The other reading of the same silence: remembered for good (a switch until a tenant says).
     fake.behaviour.transaction_memory = "forever"
     body = event_body(transactionId="tx-1")
     fake.purge_as_user(UPN, http.post("/events", json=body).json()["id"])
@@ -769,6 +776,7 @@ def test_transaction_memory_forever_refuses_a_repeat_after_the_event_went(
 
 
 def test_transaction_memory_for_a_time() -> None:
+    # ... or for a while (a third reading of api/resources/event's silence).
     with (
         GraphFake(
             clock=FakeClock(scale=1000), behaviour=Behaviour(transaction_memory=60.0)
@@ -788,6 +796,8 @@ def test_transaction_memory_for_a_time() -> None:
 def test_transaction_scope_is_a_switch(
     fake: GraphFake, http: httpx.Client, scope: Literal["mailbox", "application"], status: int
 ) -> None:
+    # api/resources/event does not say where a transactionId must be unique: per mailbox, or
+    # per application; the client's ids include the mailbox, so either reading works.
     fake.behaviour.transaction_scope = scope
     body = event_body(transactionId="tx-1")
     assert http.post("/events", json=body).status_code == 201
@@ -799,6 +809,8 @@ def test_transaction_scope_is_a_switch(
 def test_the_duplicate_transaction_status_is_a_switch(
     fake: GraphFake, http: httpx.Client, status: int
 ) -> None:
+    # ErrorDuplicateTransactionId comes as 400 in some reports and 409 in others; the
+    # documentation names no status, so the client reads the code (docs/graph.md).
     fake.behaviour.duplicate_transaction_status = status
     body = event_body(transactionId="tx-1")
     http.post("/events", json=body)

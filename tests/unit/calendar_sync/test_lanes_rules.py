@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -17,12 +18,14 @@ from calendar_sync.graph import (
     EventGone,
     GraphError,
     MailboxUnavailable,
+    Throttled,
     _error,
     transaction_id_for,
 )
-from calendar_sync.lanes import RequestBudget
+from calendar_sync.lanes import Lanes, LaneSettings, RequestBudget
+from calendar_sync.metrics import SyncMetrics
 from calendar_sync.projector import place
-from calendar_sync.state import SyncRecord
+from calendar_sync.state import MailboxState, SyncRecord
 from crm_contracts.enums import ActivityType, Channel, SyncStatus
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -224,3 +227,57 @@ def test_a_mailbox_that_was_unavailable_keeps_its_entry() -> None:
     placed = place(calendar, waiting, VIEW, ENTRY)
     assert calendar.calls == [("update", ANNA)]
     assert placed.status is SyncStatus.SYNCED
+
+
+class MarkingState:
+    """The one call `_pause_for` makes of the state: marking the mailbox's due rows."""
+
+    def __init__(self) -> None:
+        self.marked: list[str] = []
+
+    def mark_unavailable(self, mailbox: str, code: str, at: datetime) -> int:
+        self.marked.append(code)
+        return 1
+
+
+def lanes_with(pace: Pace, **settings: Any) -> tuple[Lanes, MarkingState]:
+    state = MarkingState()
+    projector = SimpleNamespace(state=state, calendar=Recording())
+    lanes = Lanes(projector, SyncMetrics(), pace, LaneSettings(**settings))  # type: ignore[arg-type]
+    return lanes, state
+
+
+def lane(**changes: Any) -> MailboxState:
+    return replace(MailboxState(ANNA, "me", None, None, None, None, None, 0), **changes)
+
+
+def test_a_mailbox_that_refuses_us_is_looked_at_on_a_slow_doubling_schedule() -> None:
+    pace = Pace()
+    lanes, state = lanes_with(pace, unavailable_first_check=300, unavailable_max_check=1000)
+    refused = MailboxUnavailable(404, "ErrorInvalidUser", "…")
+    now, waits, current = pace.now(), [], lane()
+    for _ in range(4):
+        pause = lanes._pause_for(refused, current, wrote=False)
+        assert pause.until is not None
+        assert (pause.reason, pause.code, pause.since) == ("unavailable", "ErrorInvalidUser", now)
+        waits.append((pause.until - now).total_seconds())
+        current = lane(code=pause.code, since=pause.since, checks=pause.checks)
+    assert waits == [300, 600, 1000, 1000]  # minutes, doubling, then the slowest schedule
+    assert state.marked == ["ErrorInvalidUser"] * 4  # its due rows show why they wait
+
+
+def test_retry_after_pauses_the_mailbox_for_as_long_but_never_beyond_the_cap() -> None:
+    pace = Pace()
+    lanes, _ = lanes_with(pace, retry_after_cap=600)
+    for asked, paused in ((30, 30), (300, 300), (36_000, 600)):
+        throttled = Throttled(429, "ApplicationThrottled", "…", retry_after=asked)
+        pause = lanes._pause_for(throttled, lane(), wrote=False)
+        assert pause.until is not None
+        assert (pause.reason, (pause.until - pace.now()).total_seconds()) == ("throttled", paused)
+    # An unavailable mailbox that is throttled too keeps its code until a write goes through.
+    pause = lanes._pause_for(
+        Throttled(429, "ApplicationThrottled", "…", retry_after=30),
+        lane(code="ErrorAccessDenied", since=NOW, checks=2),
+        wrote=False,
+    )
+    assert (pause.code, pause.checks) == ("ErrorAccessDenied", 2)
