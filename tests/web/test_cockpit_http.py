@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from crm_web.app import create_app
 from crm_web.backend import Backend
-from crm_web.danish import field_errors
+from crm_web.danish import field_errors, import_reason
 from crm_web.importer import slices
 from crm_web.settings import SignIn, WebSettings
 from fastapi.testclient import TestClient
@@ -131,3 +131,47 @@ def test_an_import_shows_progress_and_the_rejected_rows_by_line(system: Embedded
     assert "1 afviste" in done.text
     rejected = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td>", done.text)
     assert rejected == [("3", f"imp-{run}-2")]
+    assert "»potential_dkk«: &#39;ikke et tal&#39; er ikke et beløb" in done.text
+
+
+def test_every_rejection_reason_the_imports_word_is_said_in_danish() -> None:
+    """Each kind of reason both import APIs give, from their own validators: said in Danish
+    (the cockpit knows the kind by the column it names), none left in English."""
+    from datetime import UTC, datetime
+
+    from activity import imports as history
+    from segmentation import imports as customers
+
+    customer_rows = [
+        ",".join(customers.COLUMNS),
+        ",Uden Id ApS,,anna@example.dk,,,",
+        "k1,,,anna@example.dk,ikke et tal,,",
+        "k1,Igen ApS,,anna@example.dk,,2026-02-30,",
+        "k2,Aftale ApS,,anna@example.dk,,2026-05-01,2026-02-01",
+        "k3,For kort",
+    ]
+    history_rows = [
+        ",".join(history.REQUIRED),
+        ",,ikke en mail,møde,brevdue,i går,",
+        "e1,k1,anna@example.dk,contact,phone,2999-01-01,Ringede om kampagnen",
+        "e1,k1,anna@example.dk,contact,phone,2026-01-05,Ringede om kampagnen",
+    ]
+    reasons = [
+        reason
+        for row in customers.read_rows(customer_rows)
+        if isinstance(row, customers.RowProblem)
+        for reason in row.reasons
+    ] + [
+        reason
+        for _, row in history.read_rows(history_rows, datetime.now(UTC))
+        if isinstance(row, history.RowProblem)
+        for reason in row.reasons
+    ]
+    assert len(reasons) >= 12, reasons
+    said = {reason: import_reason(reason, lambda n: n + 100) for reason in reasons}
+    english = [reason for reason, found in said.items() if found.lang != "da"]
+    assert english == []
+    twice = next(found.text for reason, found in said.items() if "twice" in reason)
+    # The API's line is its slice's; the cockpit names the uploaded file's.
+    assert twice == "»customer_id« står to gange i filen (første gang på linje 103)."
+    assert import_reason("something new").lang == "en"

@@ -7,7 +7,9 @@ cockpit does not know is shown with a general sentence and the code, never hidde
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -344,3 +346,111 @@ def _field(value: object) -> str | None:
         if value.startswith(prefix):
             return value[len(prefix) :]
     return value
+
+
+# --------------------------------------------------------------------------- import rows
+
+# The imports' rejection reasons are English sentences, and what is stable in them is how
+# each begins: the CSV column it concerns (the documented header) and what is wrong with it.
+# Those are said in Danish; any other reason is shown as the API worded it, marked as English.
+_COLUMN: Final = r"(?P<col>[a-z_]+)"
+_VALUE: Final = r"(?P<value>'.*'|\".*\")"
+
+
+@dataclass(frozen=True)
+class Reason:
+    text: str
+    lang: str = "da"  # "en": the API's own words, for no known pattern matched
+
+
+def _col(found: re.Match[str], name: str = "col") -> str:
+    return f"»{found.group(name)}«"
+
+
+_REASONS: Final[list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]] = [
+    (
+        re.compile(r"expected (?P<want>\d+) columns, found (?P<got>\d+)"),
+        lambda m: f"Rækken har {m['got']} felter, men overskriften har {m['want']} kolonner.",
+    ),
+    (
+        re.compile(rf"{_COLUMN} appears twice in the file \(first on line (?P<line>\d+)\)"),
+        lambda m: f"{_col(m)} står to gange i filen (første gang på linje {m['line']}).",
+    ),
+    (
+        re.compile(rf"{_COLUMN} is missing \(an agreement needs both days\)"),
+        lambda m: f"{_col(m)} mangler: en årsaftale skal have både første og sidste dag.",
+    ),
+    (
+        re.compile(rf"{_COLUMN} is missing \(a membership needs its first day\)"),
+        lambda m: f"{_col(m)} mangler: et medlemskab skal have sin første dag.",
+    ),
+    (
+        re.compile(rf"{_COLUMN} is missing or not an e-mail address"),
+        lambda m: f"{_col(m)} mangler eller er ikke en e-mailadresse.",
+    ),
+    (
+        re.compile(rf"{_COLUMN} is missing or not an id\b.*"),
+        lambda m: (
+            f"{_col(m)} mangler eller er ikke et gyldigt id (bogstaver, tal og . _ ~ : @ + -)."
+        ),
+    ),
+    (
+        re.compile(
+            rf"{_COLUMN} is missing, longer than (?P<n>\d+) characters or holds control characters"
+        ),
+        lambda m: f"{_col(m)} mangler, er længere end {m['n']} tegn eller indeholder kontroltegn.",
+    ),
+    (
+        re.compile(rf"{_COLUMN} is longer than (?P<n>\d+) characters or holds control characters"),
+        lambda m: f"{_col(m)} er længere end {m['n']} tegn eller indeholder kontroltegn.",
+    ),
+    (re.compile(rf"{_COLUMN} is missing"), lambda m: f"{_col(m)} mangler."),
+    (
+        re.compile(rf"{_COLUMN} {_VALUE} is not a number such as .*"),
+        lambda m: f"{_col(m)}: {m['value']} er ikke et beløb, fx 390000.00.",
+    ),
+    (
+        re.compile(rf"{_COLUMN} {_VALUE} is not a date \(YYYY-MM-DD\).*"),
+        lambda m: (
+            f"{_col(m)}: {m['value']} er ikke en dato (ÅÅÅÅ-MM-DD) fra år 2000 til ti år frem."
+        ),
+    ),
+    (
+        re.compile(rf"{_COLUMN} {_VALUE} is not a day \(.*\) or a time with an offset.*"),
+        lambda m: (
+            f"{_col(m)}: {m['value']} er hverken en dag (2026-03-02) eller et tidspunkt "
+            "med tidszone (2026-03-02T10:00+01:00)."
+        ),
+    ),
+    (
+        re.compile(rf"{_COLUMN} {_VALUE} is none of (?P<allowed>.*)"),
+        lambda m: f"{_col(m)}: {m['value']} er ikke en af {m['allowed']}.",
+    ),
+    (
+        re.compile(rf"{_COLUMN} must be between 2000-01-01 and now\b.*"),
+        lambda m: (
+            f"{_col(m)} skal ligge mellem 1. januar 2000 og nu: en import bringer "
+            "det, der er holdt."
+        ),
+    ),
+    (
+        re.compile(rf"{_COLUMN} is after (?P<other>[a-z_]+)"),
+        lambda m: f"{_col(m)} ligger efter {_col(m, 'other')}.",
+    ),
+]
+
+
+def import_reason(reason: str, line_of: Callable[[int], int] = lambda n: n) -> Reason:
+    """One rejection reason of an import in Danish, when it is one of the known kinds.
+
+    `line_of` maps a line number the API names (its slice's) to the uploaded file's.
+    """
+    for pattern, say in _REASONS:
+        found = pattern.fullmatch(reason.strip())
+        if found:
+            if "line" in pattern.groupindex:
+                said = say(found)
+                line = found["line"]
+                return Reason(said.replace(f"linje {line})", f"linje {line_of(int(line))})"))
+            return Reason(say(found))
+    return Reason(reason, "en")

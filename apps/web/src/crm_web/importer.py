@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from crm_web.backend import Api, ApiProblem
-from crm_web.danish import problem_message
+from crm_web.danish import Reason, import_reason, problem_message
 
 SLICE: Final = 500
 KEEP_SECONDS: Final = 3600
@@ -37,7 +37,7 @@ KINDS: Final = {
 class Rejected:
     line: int
     key: str | None
-    reasons: list[str]
+    reasons: list[Reason]
 
 
 @dataclass
@@ -162,7 +162,10 @@ class Imports:
                 Rejected(
                     part.lines.get(line, line),
                     item.get("customer_id") or item.get("external_id"),
-                    [str(r) for r in item.get("reasons", [])],
+                    [
+                        import_reason(str(r), lambda n: part.lines.get(n, n))
+                        for r in item.get("reasons", [])
+                    ],
                 )
             )
 
