@@ -228,51 +228,77 @@ class SegmentationApplication(SegmentationStore):
         self._require_manager(actor, "import customers")
         return self._register_many(actor, items, None)
 
-    def _register_many(
-        self, actor: Actor, items: Sequence[NewCustomer], idempotency: IdempotencyKey | None
-    ) -> list[Customer]:
-        adopted, now = self.current_policy(), self.clock()
-        customers: dict[UUID, Customer] = {}
-        for item in items:
-            customer = Customer.register(
-                customer_id=item.customer_id or str(uuid.uuid4()),
-                name=item.name,
-                cvr=item.cvr,
-                owner=normalize_user_id(item.owner) if item.owner else None,
+    def new_customer(
+        self, actor: Actor, item: NewCustomer, adopted: AdoptedPolicy, now: datetime
+    ) -> Customer:
+        """One customer of a bulk registration, built and judged by the domain, not saved:
+        an import builds each row's customer once, and a row the domain refuses is that
+        row's problem alone (save the others with `save_new_customers`)."""
+        customer = Customer.register(
+            customer_id=item.customer_id or str(uuid.uuid4()),
+            name=item.name,
+            cvr=item.cvr,
+            owner=normalize_user_id(item.owner) if item.owner else None,
+            policy=adopted.policy,
+            actor=actor.user_id,
+            now=now,
+        )
+        if item.potential is not None:
+            customer.assess_potential(
+                item.potential,
+                assessed_at=item.assessed_at or now,
+                source=item.source,
+                note=item.note,
                 policy=adopted.policy,
                 actor=actor.user_id,
                 now=now,
             )
+        if item.agreement_starts_on is not None and item.agreement_ends_on is not None:
+            customer.start_agreement(
+                item.agreement_starts_on,
+                item.agreement_ends_on,
+                policy=adopted.policy,
+                actor=actor.user_id,
+                now=now,
+            )
+        if item.value_programme_starts_on is not None:
+            customer.set_value_programme(
+                item.value_programme_starts_on,
+                item.value_programme_ends_on,
+                policy=adopted.policy,
+                actor=actor.user_id,
+                now=now,
+            )
+        if item.segment_since is not None:
+            customer.hold_segment_since(item.segment_since, actor=actor.user_id, now=now)
+        return customer
+
+    def save_new_customers(
+        self, actor: Actor, customers: Sequence[Customer], adopted: AdoptedPolicy
+    ) -> list[Customer]:
+        """Saves customers built by `new_customer` under `adopted` in one transaction.
+        All or nothing: if one is already registered, none is (see `existing_customer_ids`)."""
+        self._require_manager(actor, "import customers")
+        return self._save_new(customers, adopted, None, self.clock())
+
+    def _register_many(
+        self, actor: Actor, items: Sequence[NewCustomer], idempotency: IdempotencyKey | None
+    ) -> list[Customer]:
+        adopted, now = self.current_policy(), self.clock()
+        built = [self.new_customer(actor, item, adopted, now) for item in items]
+        return self._save_new(built, adopted, idempotency, now)
+
+    def _save_new(
+        self,
+        built: Sequence[Customer],
+        adopted: AdoptedPolicy,
+        idempotency: IdempotencyKey | None,
+        now: datetime,
+    ) -> list[Customer]:
+        customers: dict[UUID, Customer] = {}
+        for customer in built:
             if customer.id in customers:
                 raise exists(customer.customer_id, "twice in this import")
-            if item.potential is not None:
-                customer.assess_potential(
-                    item.potential,
-                    assessed_at=item.assessed_at or now,
-                    source=item.source,
-                    note=item.note,
-                    policy=adopted.policy,
-                    actor=actor.user_id,
-                    now=now,
-                )
-            if item.agreement_starts_on is not None and item.agreement_ends_on is not None:
-                customer.start_agreement(
-                    item.agreement_starts_on,
-                    item.agreement_ends_on,
-                    policy=adopted.policy,
-                    actor=actor.user_id,
-                    now=now,
-                )
-            if item.value_programme_starts_on is not None:
-                customer.set_value_programme(
-                    item.value_programme_starts_on,
-                    item.value_programme_ends_on,
-                    policy=adopted.policy,
-                    actor=actor.user_id,
-                    now=now,
-                )
-            if item.segment_since is not None:
-                customer.hold_segment_since(item.segment_since, actor=actor.user_id, now=now)
             customers[customer.id] = customer
         registered: list[Aggregate] = list(customers.values())
         if idempotency is not None:  # only register_assessed_customer's, for its one customer

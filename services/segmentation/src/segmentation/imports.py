@@ -15,8 +15,8 @@ What a row does (decided here; the guide is silent):
   same file could not recognise the customer and would register it twice.
 - An id seen earlier in the same file is a bad row (the first occurrence is imported).
 - A new customer is registered with its potential (source `import`) and agreement, in batches
-  through `SegmentationApplication.register_customers`: one transaction per batch, so a batch
-  is written whole or not at all.
+  through `SegmentationApplication.new_customer` (once per row) and `save_new_customers`:
+  one transaction per batch, so a batch is written whole or not at all.
 - A registered customer whose row matches what is on record is `unchanged`: no event, which
   is what makes importing the same file twice a no-op. A row that differs updates the name,
   owner, potential and agreement it gives; an empty cell leaves that attribute as it is (an
@@ -292,56 +292,42 @@ class CustomerImport:
         raise LostRace("customers kept changing while the import ran; import again", retry=True)
 
     def _register(self, rows: list[Row], judge: _Judge) -> tuple[int, list[RowProblem]]:
-        """Register the new customers of a batch in one transaction (all or nothing)."""
-        items: list[NewCustomer] = []
+        """Register the new customers of a batch in one transaction (all or nothing).
+
+        Each row's customer is built once, by the domain's own rules (e.g. an agreement
+        that already ended is refused), so one such row cannot fail its whole batch."""
+        built: list[Customer] = []
         problems: list[RowProblem] = []
         for row in rows:
+            item = NewCustomer(
+                name=row.name,
+                customer_id=row.customer_id,
+                cvr=row.cvr,
+                owner=row.owner,
+                potential=row.potential,
+                source=PotentialSource.IMPORT,
+                agreement_starts_on=row.agreement.starts_on if row.agreement else None,
+                agreement_ends_on=row.agreement.ends_on if row.agreement else None,
+                value_programme_starts_on=(
+                    row.value_programme.starts_on if row.value_programme else None
+                ),
+                value_programme_ends_on=(
+                    row.value_programme.ends_on if row.value_programme else None
+                ),
+                segment_since=row.segment_since,
+            )
             try:
-                self._dry_run(row, judge)
+                built.append(self.app.new_customer(self.actor, item, judge.adopted, judge.now))
             except DomainError as error:
                 problems.append(RowProblem(row.line, row.customer_id, [error.message]))
-                continue
-            items.append(
-                NewCustomer(
-                    name=row.name,
-                    customer_id=row.customer_id,
-                    cvr=row.cvr,
-                    owner=row.owner,
-                    potential=row.potential,
-                    source=PotentialSource.IMPORT,
-                    agreement_starts_on=row.agreement.starts_on if row.agreement else None,
-                    agreement_ends_on=row.agreement.ends_on if row.agreement else None,
-                    value_programme_starts_on=(
-                        row.value_programme.starts_on if row.value_programme else None
-                    ),
-                    value_programme_ends_on=(
-                        row.value_programme.ends_on if row.value_programme else None
-                    ),
-                    segment_since=row.segment_since,
-                )
-            )
-        if items:
+        if built:
             try:
-                self.app.register_customers(self.actor, items)
+                self.app.save_new_customers(self.actor, built, judge.adopted)
             except DomainError as error:
                 if error.code == "customer_exists":
                     raise LostRace("registered meanwhile", retry=True) from None
                 raise
-        return len(items), problems
-
-    def _dry_run(self, row: Row, judge: _Judge) -> None:
-        """The domain's own rules on a throwaway customer (e.g. an agreement that already
-        ended is refused), so one such row cannot fail its whole batch."""
-        customer = Customer.register(
-            customer_id=row.customer_id,
-            name=row.name,
-            cvr=row.cvr,
-            owner=row.owner,
-            policy=judge.adopted.policy,
-            actor=judge.actor,
-            now=judge.now,
-        )
-        self._apply(customer, row, judge)
+        return len(built), problems
 
     def _apply(self, customer: Customer, row: Row, judge: _Judge) -> None:
         """Bring `customer` in line with `row` (only what the row gives and what differs)."""
