@@ -29,6 +29,7 @@ BENCHMARKS = (
     "command_path",
     "propagation",
     "calendar_scaleout",
+    "pages",
     "replay",
     "resegmentation",
 )
