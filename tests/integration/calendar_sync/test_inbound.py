@@ -7,7 +7,7 @@ the status relay publishes gathered saves and keeps its gauge."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +49,8 @@ class CountingCalendar:
     def __init__(self) -> None:
         self.writes: list[tuple[str, str, str]] = []  # (call, activity id, subject)
         self.entries: dict[str, CalendarEntry] = {}
+        self.looks: list[bool] = []  # per create: whether it was to look first
+        self.on_create: Callable[[], None] = lambda: None
 
     def create(
         self,
@@ -61,7 +63,9 @@ class CountingCalendar:
         look: bool = True,
     ) -> Placed:
         self.writes.append(("create", activity_id, entry.subject))
+        self.looks.append(look)
         self.entries[activity_id] = entry
+        self.on_create()
         return Placed(f"evt-{activity_id}", f"ck-{version}")
 
     def update(
@@ -262,3 +266,28 @@ def test_a_status_the_contract_refuses_is_parked_and_the_rest_go_out(
     finally:
         parking.close()
         state.close()
+
+
+def test_only_a_rows_first_take_creates_without_looking(
+    state: SyncState, calendar: CountingCalendar, handler: ActivityProjection, lanes: Lanes
+) -> None:
+    first, raced = Activity(), Activity()
+    handler.handle(wire(first.planned()), Delivery(TOPIC, 0, 0))
+    lanes.drain_all()
+    assert calendar.looks == [False]  # nothing was ever sent for it: nothing to find
+
+    # A newer version is committed while the lane's create is on its way: the lane's commit
+    # loses, and its second attempt must look, since the first may have created the event.
+    handler.handle(wire(raced.planned()), Delivery(TOPIC, 0, 1))
+    moved = raced.moved(raced.starts_at.replace(hour=15))
+
+    def consumer_commits_meanwhile() -> None:
+        calendar.on_create = lambda: None
+        handler.handle(wire(moved), Delivery(TOPIC, 0, 2))
+
+    calendar.on_create = consumer_commits_meanwhile
+    lanes.drain_all()
+    assert calendar.looks == [False, False, True]
+    record = state.get(str(raced.id))
+    assert record is not None
+    assert (record.version, record.due_at) == (2, None)
