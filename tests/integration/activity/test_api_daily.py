@@ -14,6 +14,7 @@ from activity.api import ActivityApi, create_app
 from activity.application import ActivityApplication
 from activity.projections import ActivityReadModel, follower
 from activity.read_api import read_router
+from activity.service import caught_up
 from crm_contracts.enums import Segment
 from crm_platform.auth import Authenticator, AuthSettings
 from fastapi.testclient import TestClient
@@ -48,7 +49,7 @@ def client(
     api = ActivityApi(
         app=app,
         auth=auth,
-        extra_routers=[read_router(read_model, auth, clock)],
+        extra_routers=[read_router(read_model, auth, clock, caught_up(app, read_model))],
         overlaps=overlaps,
     )
     with TestClient(create_app(api), raise_server_exceptions=False) as test_client:

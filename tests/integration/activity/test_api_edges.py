@@ -15,6 +15,7 @@ from activity.api import ActivityApi, create_app
 from activity.application import ActivityApplication
 from activity.projections import ActivityReadModel
 from activity.read_api import read_router
+from activity.service import caught_up
 from crm_contracts.enums import Segment
 from crm_platform.auth import Authenticator, AuthSettings
 from fastapi import FastAPI
@@ -36,7 +37,11 @@ FORBIDDEN = [
 @pytest.fixture
 def api(app: ActivityApplication, read_model: ActivityReadModel, clock: ManualClock) -> ActivityApi:
     auth = Authenticator(AuthSettings(mode="dev"), production_settings_present=False)
-    return ActivityApi(app=app, auth=auth, extra_routers=[read_router(read_model, auth, clock)])
+    return ActivityApi(
+        app=app,
+        auth=auth,
+        extra_routers=[read_router(read_model, auth, clock, caught_up(app, read_model))],
+    )
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from activity.domain import Activity
 from activity.projections import ActivityReadModel, follower
 from activity.read_api import read_router
 from activity.relay import to_message
+from activity.service import caught_up
 from crm_contracts.activity import ActivityRegistered
 from crm_contracts.enums import Segment
 from crm_platform.auth import Authenticator, AuthSettings
@@ -46,7 +47,11 @@ def client(
     app: ActivityApplication, read_model: ActivityReadModel, clock: ManualClock
 ) -> Iterator[TestClient]:
     auth = Authenticator(AuthSettings(mode="dev"), production_settings_present=False)
-    api = ActivityApi(app=app, auth=auth, extra_routers=[read_router(read_model, auth, clock)])
+    api = ActivityApi(
+        app=app,
+        auth=auth,
+        extra_routers=[read_router(read_model, auth, clock, caught_up(app, read_model))],
+    )
     with TestClient(create_app(api), raise_server_exceptions=False) as test_client:
         yield test_client
 

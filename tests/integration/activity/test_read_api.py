@@ -3,15 +3,18 @@ the moves report, which shows a consultant only their own figures."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from activity import read_api
 from activity.api import ActivityApi, create_app
 from activity.application import ActivityApplication
 from activity.projections import ActivityReadModel, follower
 from activity.read_api import read_router
+from activity.service import caught_up
 from crm_contracts.enums import Segment
 from crm_platform.auth import Authenticator, AuthSettings
 from fastapi.testclient import TestClient
@@ -24,6 +27,10 @@ BO_H = {"X-Dev-User": BO.user_id, "X-Dev-Roles": "consultant"}
 MIA_H = {"X-Dev-User": MIA.user_id, "X-Dev-Roles": "sales_manager"}
 
 
+# Told each time a read asks whether the read models have caught up.
+asked = threading.Event()
+
+
 @pytest.fixture
 def client(
     app: ActivityApplication,
@@ -34,7 +41,16 @@ def client(
     add_customer("c-prio", "Bager Hansen ApS", Segment.A)
     add_customer("c-small", "Kiosken", Segment.D)
     auth = Authenticator(AuthSettings(mode="dev"), production_settings_present=False)
-    api = ActivityApi(app=app, auth=auth, extra_routers=[read_router(read_model, auth, clock)])
+    check = caught_up(app, read_model)
+
+    def checked(position: int) -> bool:
+        asked.set()
+        return check(position)
+
+    api = ActivityApi(
+        app=app, auth=auth, extra_routers=[read_router(read_model, auth, clock, checked)]
+    )
+    asked.clear()
     with TestClient(create_app(api), raise_server_exceptions=False) as test_client:
         yield test_client
 
@@ -119,3 +135,92 @@ def test_lists_page_by_start_time_and_reports_answer(
     assert (bos["total"], [o["owner"] for o in bos["owners"]]) == (0, [BO.user_id])
     everyone = client.get("/reports/moves", headers=MIA_H).json()
     assert {o["owner"] for o in everyone["owners"]} == {ANNA.user_id, BO.user_id}
+
+
+# -- read your own writes ---------------------------------------------------------------
+
+
+def test_a_read_at_a_commands_log_position_waits_for_the_read_models(
+    client: TestClient, app: ActivityApplication, read_model: ActivityReadModel, clock: ManualClock
+) -> None:
+    response = client.post(
+        "/activities",
+        headers=ANNA_H,
+        json={
+            "customer_id": "c-small",
+            "owner": ANNA.user_id,
+            "type": "status_meeting",
+            "channel": "phone",
+            "subject": "Læs din egen skrivning",
+            "starts_at": (clock.now + timedelta(days=1)).isoformat(),
+            "ends_at": (clock.now + timedelta(days=1, hours=1)).isoformat(),
+        },
+    )
+    assert response.status_code == 201
+    position = int(response.headers["Log-Position"])
+    assert position == app.recorder.max_notification_id()
+
+    def project_once_the_read_has_looked() -> None:
+        # A projector that lags: it catches up only after the read has found it behind.
+        if asked.wait(timeout=10):
+            follower(app, read_model).catch_up()
+
+    thread = threading.Thread(target=project_once_the_read_has_looked)
+    thread.start()
+    try:
+        page = client.get(
+            "/activities", params={"owner": ANNA.user_id, "min_position": position}, headers=ANNA_H
+        )
+    finally:
+        thread.join()
+
+    assert page.status_code == 200, page.text
+    assert [i["subject"] for i in page.json()["items"]] == ["Læs din egen skrivning"]
+
+
+def test_a_read_model_that_does_not_catch_up_in_time_answers_503(
+    client: TestClient, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read_api, "CATCH_UP_WAIT_S", 0.05)
+    planned = plan(client, clock, ANNA_H, ANNA.user_id, 1)
+
+    response = client.get("/reports/overdue", params={"min_position": 10**9}, headers=ANNA_H)
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["code"] == "not_caught_up"
+    assert planned["id"]
+
+
+def test_events_the_read_models_do_not_follow_do_not_hold_a_read_up(
+    client: TestClient,
+    app: ActivityApplication,
+    read_model: ActivityReadModel,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(read_api, "CATCH_UP_WAIT_S", 0.05)
+    start = clock.now + timedelta(days=1)
+    response = client.post(
+        "/activities",
+        # The key's record is saved last: a position the projector never tracks.
+        headers={**ANNA_H, "Idempotency-Key": "laes-1"},
+        json={
+            "customer_id": "c-small",
+            "owner": ANNA.user_id,
+            "type": "status_meeting",
+            "channel": "phone",
+            "subject": "Med nøgle",
+            "starts_at": start.isoformat(),
+            "ends_at": (start + timedelta(hours=1)).isoformat(),
+        },
+    )
+    assert response.status_code == 201, response.text
+    position = int(response.headers["Log-Position"])
+    follower(app, read_model).catch_up()
+    assert (read_model.position(app.name) or 0) < position
+
+    page = client.get("/activities", params={"min_position": position}, headers=ANNA_H)
+
+    assert page.status_code == 200, page.text
+    assert [i["subject"] for i in page.json()["items"]] == ["Med nøgle"]

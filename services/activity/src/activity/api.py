@@ -42,6 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from activity.application import ActivityApplication, Outcome
 from activity.domain import PLANNED, Activity
 from activity.imports import ActivityImport, ImportResult
+from activity.read_api import LOG_POSITION
 from activity.schemas import (
     ActivityOut,
     AttachmentIn,
@@ -130,6 +131,8 @@ def _routes(api: ActivityApi, commands: Counter) -> APIRouter:
         be validated and encoded again by FastAPI (the route declares `response_model`)."""
         commands.labels(name, "replayed" if outcome.replayed else "ok").inc()
         headers = {"ETag": etag(outcome.activity.version)}
+        if outcome.position is not None:
+            headers[LOG_POSITION] = str(outcome.position)
         if outcome.status == 201:
             headers["Location"] = location(request, "activities", str(outcome.activity.id))
         if outcome.replayed:

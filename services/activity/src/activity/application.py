@@ -68,6 +68,9 @@ class Outcome:
     activity: Activity
     status: int
     replayed: bool = False
+    # Where the command's save ends in the notification log (for a replay: the log's end
+    # now); a read that waits for its read model to reach it sees the command's effect.
+    position: int | None = None
 
 
 class ActivityApplication(NotifiesSaves[UUID]):
@@ -533,7 +536,9 @@ class ActivityApplication(NotifiesSaves[UUID]):
 
     def _replay(self, key: IdempotencyKey | None) -> Outcome | None:
         first = first_outcome(self.repository, key)
-        return Outcome(first[0], first[1], replayed=True) if first else None
+        if first is None:
+            return None
+        return Outcome(first[0], first[1], True, self.recorder.max_notification_id())
 
     def _save(
         self,
@@ -544,7 +549,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
     ) -> Outcome:
         items = keyed([activity, *others], idempotency, activity, status, self.clock())
         try:
-            self.save(*items)
+            recordings = self.save(*items)
         except IntegrityError:
             # Under a key, `_idempotent` first looks for an earlier outcome of that key.
             raise LostRace(
@@ -552,7 +557,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
                 "read it again and retry",
                 retry=True,
             ) from None
-        return Outcome(activity, status)
+        return Outcome(activity, status, position=max(r.notification.id for r in recordings))
 
 
 def _profile(data: dict[str, Any] | None) -> DiscoveryProfile | None:

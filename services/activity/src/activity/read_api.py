@@ -4,6 +4,7 @@ No `from __future__ import annotations`: FastAPI resolves the `Annotated[..., De
 hints when the routes are defined, and `x` is local to the factory.
 """
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
@@ -43,6 +44,19 @@ Cursor = Annotated[
 From = Annotated[InstantQuery, Query(alias="from")]
 To = Annotated[UntilQuery, Query(alias="to")]
 
+# Every command's response header: where its save ends in the activity log.
+LOG_POSITION = "Log-Position"
+# The read models follow the log 5–20 ms behind; this bound only matters while the
+# projector is down or far behind, when an honest 503 beats a stale answer.
+CATCH_UP_WAIT_S = 3.0
+_CATCH_UP_POLL_S = 0.005
+MIN_POSITION_HELP = (
+    f"Read your own writes: the `{LOG_POSITION}` header of a command's response. The answer "
+    "then includes that command's effect: the read waits until the read models have caught "
+    f"up with it, at most {CATCH_UP_WAIT_S:g} s, and answers 503 `not_caught_up` (with "
+    "Retry-After) if they have not."
+)
+
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
@@ -50,9 +64,37 @@ class Page(BaseModel, Generic[T]):
 
 
 def read_router(
-    queries: ActivityQueries, auth: Authenticator, clock: Callable[[], datetime]
+    queries: ActivityQueries,
+    auth: Authenticator,
+    clock: Callable[[], datetime],
+    caught_up: Callable[[int], bool],
 ) -> APIRouter:
-    router = APIRouter(tags=["read models"], route_class=StrictRoute)
+    """`caught_up(position)`: whether the read models reflect the log up to `position`."""
+
+    def consistent(
+        min_position: Annotated[
+            int | None,
+            Query(ge=0, le=2**63 - 1, description=MIN_POSITION_HELP),
+        ] = None,
+    ) -> None:
+        if min_position is None:
+            return
+        deadline = time.monotonic() + CATCH_UP_WAIT_S
+        while not caught_up(min_position):
+            if time.monotonic() >= deadline:
+                raise ApiError(
+                    503,
+                    "not_caught_up",
+                    f"the read models have not reached log position {min_position} yet; "
+                    "try again shortly",
+                    details={"field": "query.min_position"},
+                    headers={"Retry-After": "1"},
+                )
+            time.sleep(_CATCH_UP_POLL_S)
+
+    router = APIRouter(
+        tags=["read models"], route_class=StrictRoute, dependencies=[Depends(consistent)]
+    )
     Caller = Annotated[Principal, Depends(auth.principal)]
     bad_cursor = error_responses(422)
 

@@ -35,7 +35,7 @@ from activity.api import ActivityApi, create_app
 from activity.application import ActivityApplication
 from activity.consumers import CustomerDirectory
 from activity.customer_watch import CustomerWatch
-from activity.projections import ActivityReadModel, follower
+from activity.projections import FOLLOWED_TOPICS, ActivityReadModel, follower
 from activity.read_api import read_router
 from activity.relay import ActivityRelay, GapRelay, gap_tracking, relay_tracking
 
@@ -47,6 +47,22 @@ CONSUMER_GROUP = "activity.customers"
 CONSUMER_WORKER = f"consumer:{CONSUMER_GROUP}"
 # A database that is down is waited out; the message is fine and must not be dead-lettered.
 INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError)
+
+
+def caught_up(app: ActivityApplication, read_model: ActivityReadModel) -> Callable[[int], bool]:
+    """Whether the read models reflect the activity log up to a position: they have read that
+    far, or nothing they follow lies between where they are and there. (Ids commit in order,
+    so nothing below a position a client was given is still to come.)"""
+
+    def check(position: int) -> bool:
+        seen = read_model.position(app.name) or 0
+        if seen >= position:
+            return True
+        return not app.recorder.select_notifications(
+            start=seen, stop=position, limit=1, topics=FOLLOWED_TOPICS, inclusive_of_start=False
+        )
+
+    return check
 
 
 @dataclass
@@ -111,7 +127,9 @@ class ActivityService:
             max_body_bytes=self.settings.max_body_bytes,
             overlaps=lambda a: self.read_model.overlapping(a.owner, a.starts_at, a.ends_at, a.id),
             extra_routers=[
-                read_router(self.read_model, auth, self.clock),
+                read_router(
+                    self.read_model, auth, self.clock, caught_up(self.app, self.read_model)
+                ),
                 parked_router(self.parking, auth),
             ],
         )
