@@ -92,6 +92,29 @@ EVENTS: Final = {
     "attachment_added": "Bilag vedhæftet",
     "imported": "Importeret",
 }
+# A customer's history as segmentation names its events, and why a segment changed.
+CUSTOMER_EVENTS: Final = {
+    "registered": "Oprettet",
+    "renamed": "Omdøbt",
+    "owner_changed": "Ny ansvarlig",
+    "potential_assessed": "Potentiale vurderet",
+    "agreement_started": "Årsaftale indgået",
+    "agreement_ended": "Årsaftale ophørt",
+    "value_programme_set": "Med i kundeværdiprogrammet",
+    "value_programme_ended": "Ude af kundeværdiprogrammet",
+    "segment_held_since": "Segmentet gælder fra en tidligere dag",
+    "segment_changed": "Segment ændret",
+    "prioritized_changed": "Prioritering ændret",
+}
+SEGMENT_REASONS: Final = {
+    "registered": "ved oprettelsen",
+    "potential_assessed": "fordi potentialet blev vurderet",
+    "agreement_started": "fordi en årsaftale blev indgået",
+    "agreement_ended": "fordi årsaftalen ophørte",
+    "value_programme_started": "fordi kunden kom med i kundeværdiprogrammet",
+    "value_programme_ended": "fordi kunden gik ud af kundeværdiprogrammet",
+    "policy_changed": "fordi segmenteringsreglerne blev ændret",
+}
 WEEKDAYS: Final = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
 MONTHS: Final = (
     "januar",

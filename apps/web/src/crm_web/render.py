@@ -32,6 +32,8 @@ def templates() -> Jinja2Templates:
         GAP_WHY=danish.GAP_WHY,
         POTENTIAL_SOURCES=danish.POTENTIAL_SOURCES,
         EVENTS=danish.EVENTS,
+        CUSTOMER_EVENTS=danish.CUSTOMER_EVENTS,
+        SEGMENT_REASONS=danish.SEGMENT_REASONS,
     )
     env.filters.update(
         clock=danish.clock,

@@ -65,17 +65,17 @@ async def customer_page(request: Request, customer_id: str) -> Response:
     )
 
 
+# What a customer's segment came from (segmentation's history event names).
 SEGMENT_EVENTS: Final = {
     "registered",
-    "customer_registered",
     "potential_assessed",
-    "segment_changed",
-    "annual_agreement_recorded",
-    "annual_agreement_ended",
-    "value_programme_recorded",
+    "agreement_started",
+    "agreement_ended",
+    "value_programme_set",
     "value_programme_ended",
     "segment_held_since",
-    "customers_imported",
+    "segment_changed",
+    "prioritized_changed",
 }
 
 
