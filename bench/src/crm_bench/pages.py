@@ -182,12 +182,14 @@ def _load(ctx: Context, settings: RuntimeSettings, size: Sizes) -> dict[str, Any
     finally:
         app.close()
 
+    log.info("pages: %d customers loaded", size.customers)
     location = settings.store("activity")
     location.ensure_schema()
     activity = ActivityApplication(location.env(), directory=_NoCustomers())
     try:
         per_replica = size.customers // size.replicas
         block, started = _block(activity, per_replica, size.activities // size.replicas)
+        log.info("pages: a block of %d events made by the aggregates", len(block))
         table = datasets.events_table(activity)
         files = {
             CustomerFile.id_for(f"K{n:07d}"): CustomerFile.id_for(f"C{n:07d}")
@@ -202,6 +204,7 @@ def _load(ctx: Context, settings: RuntimeSettings, size: Sizes) -> dict[str, Any
                 ),
             )
         datasets.analyze(location, table)
+        log.info("pages: %d events copied; rebuilding the read models", stored)
         rebuild(location.env(), in_place=True, app=activity).close()
     finally:
         activity.close()
