@@ -27,6 +27,7 @@ log = logging.getLogger("crm_bench")
 BENCHMARKS = (
     "bulk_import",
     "command_path",
+    "command_scaleout",
     "propagation",
     "calendar_scaleout",
     "pages",

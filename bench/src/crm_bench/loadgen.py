@@ -86,13 +86,13 @@ def median(values: Sequence[float]) -> float:
 
 
 async def _closed_loop(
-    port: int,
+    ports: Sequence[int],
     concurrency: int,
     seconds: float,
     iteration: Iteration,
 ) -> LoadResult:
     tallies = [Tally() for _ in range(concurrency)]
-    connections = [Connection("127.0.0.1", port) for _ in range(concurrency)]
+    connections = [Connection("127.0.0.1", ports[n % len(ports)]) for n in range(concurrency)]
     cpu_before, started = time.process_time(), time.perf_counter()
     deadline = started + seconds
 
@@ -127,4 +127,12 @@ async def _closed_loop(
 def closed_loop(port: int, concurrency: int, seconds: float, iteration: Iteration) -> LoadResult:
     """Run `concurrency` clients against 127.0.0.1:`port` for `seconds` (each finishes the
     iteration it is in)."""
-    return asyncio.run(_closed_loop(port, concurrency, seconds, iteration))
+    return asyncio.run(_closed_loop([port], concurrency, seconds, iteration))
+
+
+def closed_loop_over(
+    ports: Sequence[int], concurrency: int, seconds: float, iteration: Iteration
+) -> LoadResult:
+    """`closed_loop` with the clients dealt out over several servers in turn (client n talks
+    to `ports[n % len(ports)]`), as a load balancer would spread connections."""
+    return asyncio.run(_closed_loop(ports, concurrency, seconds, iteration))
