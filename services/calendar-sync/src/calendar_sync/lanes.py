@@ -344,7 +344,7 @@ class Lanes:
                 return False
             self.bell.general = False
             self._polled = now
-        self._next_due = self.state.next_due()
+        self._next_due = self.state.next_due(self.pace.now())
         return True
 
     def _idle_timeout(self) -> float:

@@ -376,12 +376,15 @@ class SyncState(SqlView):
         )
         return [str(r["mailbox"]) for r in rows]
 
-    def next_due(self) -> datetime | None:
-        """When the earliest paused or future work falls due (for a lane's idle wait)."""
+    def next_due(self, now: datetime) -> datetime | None:
+        """When the earliest work after `now` falls due: a row due later, or a pause that
+        ends (for a lane's idle wait). Work due already is not it: it is either free, and
+        found by the poll that asks this, or held by a lane, or waits for a pause to end."""
         row = self.query_one(
             "SELECT MIN(d) AS d FROM (SELECT MIN(due_at) AS d FROM {t}entries"
-            " WHERE due_at IS NOT NULL UNION ALL SELECT MIN(paused_until) AS d"
-            " FROM {t}mailboxes WHERE paused_until IS NOT NULL) x"
+            " WHERE due_at > ? UNION ALL SELECT MIN(paused_until) AS d"
+            " FROM {t}mailboxes WHERE paused_until > ?) x",
+            (iso(now), iso(now)),
         )
         return parse_iso(row["d"]) if row is not None and row["d"] is not None else None
 
