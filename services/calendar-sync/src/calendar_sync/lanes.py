@@ -416,6 +416,9 @@ class Lanes:
         skipped: set[str] = set()
         pause: Pause | None = Pause(code=lane.code, since=lane.since, checks=lane.checks)
         try:
+            # A kept lane may have waited for a free worker longer than its lease allows:
+            # renewed (or found lost) before anything is sent.
+            self._keep(kept)
             while not stop.is_set():
                 worked = False
                 for due in self.state.take_due(mailbox, self.pace.now(), self.settings.batch):
