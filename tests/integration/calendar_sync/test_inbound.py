@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -291,3 +291,25 @@ def test_only_a_rows_first_take_creates_without_looking(
     record = state.get(str(raced.id))
     assert record is not None
     assert (record.version, record.due_at) == (2, None)
+
+
+def test_a_kept_lane_whose_lease_was_taken_meanwhile_sends_nothing(
+    state: SyncState, calendar: CountingCalendar, handler: ActivityProjection, lanes: Lanes
+) -> None:
+    first, second = Activity(), Activity()
+    handler.handle(wire(first.planned()), Delivery(TOPIC, 0, 0))
+    assert lanes.step(poll=True)
+    kept = lanes._kept[first.owner]
+    assert not kept.busy  # kept for the next message
+    # No worker came back to it for longer than its lease; another process took the lane.
+    kept.renewed -= lanes.settings.lease_seconds
+    later = datetime.now(UTC) + timedelta(seconds=2 * lanes.settings.lease_seconds)
+    assert state.claim(first.owner, "other-pod", lease_until=later, wall=later, now=clock())
+    handler.handle(wire(second.planned()), Delivery(TOPIC, 0, 1))
+    lanes.bell.ring(first.owner)
+    assert lanes.step()
+    assert [activity for _call, activity, _s in calendar.writes] == [str(first.id)]
+    assert first.owner not in lanes._kept
+    record = state.get(str(second.id))
+    assert record is not None
+    assert record.due_at is not None  # the other pod's to write
