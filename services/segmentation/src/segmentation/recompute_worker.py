@@ -26,6 +26,7 @@ from eventsourcing.persistence import IntegrityError
 
 from segmentation.application import SegmentationApplication
 from segmentation.recompute import FAILED, QUEUED, Recomputation
+from segmentation.registry import FOLDED_NAMES
 from segmentation.rules import SegmentReason, local_date
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,8 @@ class RecomputeRunner:
             )
         ]
         job.progress(position=last, processed=count, changed=len(changed), now=now)
-        self.app.save(*changed, job)
+        folded = {r.name: r.search_name for r in candidates if r.search_name is not None}
+        self.app.save(*changed, job, **{FOLDED_NAMES: folded})
         log.debug(
             "recomputation %s: %d customers, %d changed, %.3fs",
             job.id,

@@ -35,6 +35,8 @@ from segmentation.rules import Agreement, ValueProgramme, search_text
 
 REGISTRY_ROWS: Final = "registry_rows"
 """The `Application.save` keyword that carries the rows to upsert with the events."""
+FOLDED_NAMES: Final = "folded_names"
+"""A `SegmentationStore.save` keyword: names → their `search_text`, where already known."""
 
 _AA: Final = Segment.ANNUAL_AGREEMENT.value
 
@@ -66,8 +68,11 @@ class RowValues:
     search_name: str | None  # the name's folded words (None: written before the column was)
 
     @classmethod
-    def of(cls, customer: Customer) -> RowValues:
+    def of(cls, customer: Customer, folded: Mapping[str, str] | None = None) -> RowValues:
+        """The customer's row; `folded` may give names' `search_text` already known (a
+        recomputation has them from the rows it restored; folding was an eighth of its CPU)."""
         agreement, programme = customer.agreement, customer.value_programme
+        search_name = folded.get(customer.name) if folded else None
         return cls(
             id=customer.id,
             customer_id=customer.customer_id,
@@ -89,7 +94,7 @@ class RowValues:
             created_on=customer.created_on,
             updated_at=customer.modified_on,
             updated_by=customer.updated_by,
-            search_name=search_text(customer.name),
+            search_name=search_text(customer.name) if search_name is None else search_name,
         )
 
     @property

@@ -22,7 +22,7 @@ from eventsourcing.utils import Environment, get_topic
 from segmentation.domain import Customer
 from segmentation.policy import DEFAULT_POLICY, POLICY_BOOK_ID, AdoptedPolicy, PolicyBook
 from segmentation.recorders import PostgresSegmentationRecorder, SQLiteSegmentationRecorder
-from segmentation.registry import REGISTRY_ROWS, RowValues
+from segmentation.registry import FOLDED_NAMES, REGISTRY_ROWS, RowValues
 
 
 class DateAsISO(Transcoding):
@@ -71,7 +71,10 @@ class SegmentationStore(NotifiesSaves[UUID]):
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """Save, writing each changed customer's registry row in the same transaction."""
-        rows = [RowValues.of(o) for o in objs if isinstance(o, Customer) and o.pending_events]
+        folded = kwargs.pop(FOLDED_NAMES, None)
+        rows = [
+            RowValues.of(o, folded) for o in objs if isinstance(o, Customer) and o.pending_events
+        ]
         if rows:
             kwargs[REGISTRY_ROWS] = rows
         return save_unchecked(self, objs, **kwargs)
