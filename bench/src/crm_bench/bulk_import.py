@@ -1,10 +1,14 @@
 """Bulk import: 100,000 customers from CSV through the segmentation service's import path.
 
 Subject: `segmentation.imports.CustomerImport` as the service actor (what `python -m
-segmentation import FILE` runs: read and validate row by row, register each batch of 500 in
-one transaction with potentials and agreements), in a child process of its own for its peak
+segmentation import FILE` runs: read and validate row by row, register each batch in one
+transaction with potentials and agreements), in a child process of its own for its peak
 RSS. Baseline: PostgreSQL `COPY` of the same file into a plain typed table, the floor for
 getting these bytes into the database at all.
+
+Second subject: `activity.imports.ActivityImport` (what `POST /activity/imports` runs) with a
+history of past activities for those customers, in this process, against a `COPY` of its
+own file.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import time
 from datetime import date
 from pathlib import Path
 
+from activity.application import ActivityApplication
+from activity.imports import ActivityImport
+from activity.rules import CustomerEntry
 from crm_platform.actors import system_clock
 from crm_platform.eventstore import StoreLocation
 from psycopg import sql
@@ -33,6 +40,7 @@ log = logging.getLogger(__name__)
 
 BASELINE_REPEATS = 3
 PROFILE_ROWS = 5_000
+HISTORY_PER_CUSTOMER = 2
 _BLOCK = 1 << 20  # bytes per COPY write
 
 
@@ -54,6 +62,8 @@ def run(ctx: Context) -> Result:
         )
     if child.report["imported"] != rows or child.report["rejected"]:
         raise RuntimeError(f"import: {child.report}")
+    history_rows = rows * HISTORY_PER_CUSTOMER
+    history = _history(ctx, history_rows, rows)
     subject = child.report["seconds"]
     baseline = statistics.median(baselines)
     result.params = {
@@ -74,11 +84,24 @@ def run(ctx: Context) -> Result:
         "copy_s": baseline,
         **{f"copy_s_run{i + 1}": s for i, s in enumerate(baselines)},
     }
-    result.ratios = {"import/copy": baseline / subject}
+    result.subject.update(
+        {
+            "history_rows_per_s": history_rows / history["import_s"],
+            "history_import_s": history["import_s"],
+        }
+    )
+    result.baseline["history_copy_s"] = history["copy_s"]
+    result.params["history_rows"] = history_rows
+    result.ratios = {
+        "import/copy": baseline / subject,
+        "history import/copy": history["copy_s"] / history["import_s"],
+    }
     result.ratio_notes = {
         "import/copy": "import rows/s ÷ COPY rows/s (same CSV); ≥ 1 is better, 1 would be "
-        "the database's own bulk load"
+        "the database's own bulk load",
+        "history import/copy": "activity history import rows/s ÷ COPY rows/s of its CSV",
     }
+    result.targets = {"import/copy": "≥ 0.025", "history import/copy": "≥ 0.025"}
     result.peak_rss_mb = {"segmentation import": child.peak_rss_mb}
     result.notes = [
         f"{rows:,} new customers in a {size_mb:.1f} MB CSV (3 % without potential, 5 % with an "
@@ -89,6 +112,10 @@ def run(ctx: Context) -> Result:
         "customer.",
         f"Baseline: median of {BASELINE_REPEATS} COPY … (FORMAT csv) of the file into a plain "
         "table with typed columns and no indexes (table emptied between runs).",
+        f"History: {history_rows:,} past activities ({HISTORY_PER_CUSTOMER} per customer) "
+        "through activity.imports.ActivityImport as the service actor in this process "
+        "(one event per activity, batches of its default size), every customer known to "
+        "the directory; its baseline is one COPY of its CSV into a plain typed table.",
         "2 cores shared by the subject, PostgreSQL, Kafka and the bench: absolute figures "
         "are noisy, the ratio less so.",
     ]
@@ -132,3 +159,56 @@ def _profile(ctx: Context, today: date) -> None:
             app.close()
     header = f"CustomerImport.run of {PROFILE_ROWS:,} new customers, batches of {BATCH_SIZE}"
     datasets.save_profile(ctx, profiler, header, NAME)
+
+
+class _Everyone:
+    """A directory that knows every customer: the history's rows are all importable."""
+
+    def get(self, customer_id: str) -> CustomerEntry | None:
+        return CustomerEntry(customer_id, customer_id, "B", False)
+
+
+def _history(ctx: Context, count: int, customers_count: int) -> dict[str, float]:
+    path = ctx.work_dir / "history.csv"
+    with path.open("w", encoding="utf-8") as out:
+        out.write("external_id,customer_id,owner,type,channel,held_at,note,subject\n")
+        for n in range(count):
+            customer = customers.identity(n % customers_count)[0]
+            out.write(
+                f"old-{n:08d},{customer},konsulent{n % 60:02d}@example.dk,status_meeting,"
+                f"phone,2025-{1 + n % 12:02d}-{1 + n % 28:02d}T10:00:00+01:00,"
+                f"Gennemgik status og næste skridt (møde {n}),Statusmøde\n"
+            )
+    with datasets.scratch_store(ctx, "history_import") as location:
+        app = ActivityApplication(location.env(), directory=_Everyone())
+        try:
+            started = time.perf_counter()
+            with path.open(encoding="utf-8", newline="") as lines:
+                outcome = ActivityImport(app, SERVICE_ACTOR).run(lines)
+            seconds = time.perf_counter() - started
+        finally:
+            app.close()
+        if outcome.imported != count or outcome.rejected:
+            raise RuntimeError(
+                f"history import: {outcome.imported} of {count}, {outcome.rejected[:3]}"
+            )
+        plain = datasets.table(location, "plain_history")
+        with datasets.connect(location) as conn:
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE {} (external_id text, customer_id text, owner text, type text,"
+                    " channel text, held_at timestamptz, note text, subject text)"
+                ).format(plain)
+            )
+            copied = time.perf_counter()
+            with (
+                conn.cursor() as cursor,
+                cursor.copy(
+                    sql.SQL("COPY {} FROM STDIN (FORMAT csv, HEADER true)").format(plain)
+                ) as copy,
+                path.open("rb") as file,
+            ):
+                while block := file.read(_BLOCK):
+                    copy.write(block)
+            copy_s = time.perf_counter() - copied
+    return {"import_s": seconds, "copy_s": copy_s}
