@@ -8,6 +8,7 @@ everything that was typed and the Danish message beside the field the problem na
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -146,8 +147,10 @@ async def _detail(
     message: str | None = None,
     status: int = 200,
 ) -> Response:
-    activity = await api.get("activity", f"/activities/{activity_id}")
-    history = await api.get("activity", f"/activities/{activity_id}/history")
+    activity, history = await asyncio.gather(
+        api.get("activity", f"/activities/{activity_id}"),
+        api.get("activity", f"/activities/{activity_id}/history"),
+    )
     names = await customer_names(api, [activity["customer_id"]])
     start = now_local().replace(minute=0, second=0, microsecond=0) + _days(7)
     filled = {

@@ -41,14 +41,14 @@ async def search(request: Request, q: str = "", mine: str = "") -> Response:
 @router.get("/kunder/{customer_id}")
 async def customer_page(request: Request, customer_id: str) -> Response:
     caller, api = signed_in(request)
-    customer, history, timeline, planned, profiles = await asyncio.gather(
+    customer, history, timeline, planned, profiles, attainment = await asyncio.gather(
         api.get("segmentation", f"/customers/{customer_id}"),
         api.get("segmentation", f"/customers/{customer_id}/history"),
         api.get("activity", f"/customers/{customer_id}/timeline", limit=50),
         api.get("activity", "/activities", customer_id=customer_id, status="planned", limit=100),
         profile_versions(api, customer_id),
+        api.get("segmentation", f"/customers/{customer_id}/attainment"),
     )
-    attainment = await api.get("segmentation", f"/customers/{customer_id}/attainment")
     return page(
         request,
         "customer.html",
