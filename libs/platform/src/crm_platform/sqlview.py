@@ -109,22 +109,23 @@ class SqlView:
             yield ViewTransaction(self, cursor)
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
-        with self.transaction(commit=False) as tx:
-            tx.execute(statement, params)
-            return tx.fetchall()
+        """The rows of one statement. On PostgreSQL without an explicit transaction (one round
+        trip instead of BEGIN, SELECT and ROLLBACK; one statement sees one snapshot anyway):
+        use `transaction` when several reads must agree with each other."""
+        if not self.is_postgres:
+            with self.transaction(commit=False) as tx:
+                tx.execute(statement, params)
+                return tx.fetchall()
+        with self._datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(self.adapt(statement), tuple(params))
+            return [dict(row) for row in cursor.fetchall()]
 
     def query_one(self, statement: str, params: Sequence[Any] = ()) -> Row | None:
         rows = self.query(statement, params)
         return rows[0] if rows else None
 
     def read_one(self, statement: str, params: Sequence[Any] = ()) -> Row | None:
-        """One row from one statement, without an explicit transaction.
-
-        On PostgreSQL the statement runs on a pooled autocommit connection: one round trip
-        instead of BEGIN, SELECT and ROLLBACK. A single statement sees one consistent
-        snapshot either way, so the answer is the one `query_one` would give; use
-        `query`/`transaction` when several reads must agree with each other.
-        """
+        """One row from one statement (as `query`, without fetching the rest)."""
         if not self.is_postgres:
             # SQLite's reads are local calls; its transaction adds no round trips.
             return self.query_one(statement, params)
