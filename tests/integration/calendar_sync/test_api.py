@@ -198,11 +198,17 @@ def test_operations_endpoints(harness: Harness, client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.json()
-    metrics = client.get("/metrics").text
+    # The lane counts a write just after it commits the row `applied` waits for.
+    written = 'crm_calendar_sync_written_total{status="synced"} 1.0'
+
+    def counted() -> str | None:
+        text = client.get("/metrics").text
+        return text if written in text else None
+
+    metrics = wait_until(counted, message="the write counted")
     assert (
         'crm_calendar_sync_applied_total{event="ActivityPlanned",outcome="pending"} 1.0' in metrics
     )
-    assert 'crm_calendar_sync_written_total{status="synced"} 1.0' in metrics
     assert 'crm_calendar_sync_graph_responses_total{method="POST",status="201"}' in metrics
     assert "crm_calendar_sync_graph_throttled_total" in metrics
     assert "crm_calendar_sync_lag_seconds" in metrics
