@@ -116,31 +116,37 @@ class OneTripRecorder(eventsourcing.postgres.PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         schema = Identifier(self.datastore.schema)
-        function = Identifier(f"crm_insert_{self.channel_name}"[:63])
+        function = Identifier(f"crm_save_{self.channel_name}"[:63])
+        id_type = Identifier(self.datastore.originator_id_type)
+        # The events go as four arrays, sent in binary: the library's array of composites
+        # goes as text, escaped field by field with a regex (measured: more CPU than encoding
+        # the events).
         self.sql_create_statements.append(
             SQL(
-                "CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event}[]) "
+                "CREATE OR REPLACE FUNCTION {schema}.{function}"
+                "(ids {id_type}[], versions bigint[], topics text[], states bytea[]) "
                 "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ BEGIN "
                 "SET LOCAL lock_timeout = '{lock_timeout}s'; "
                 "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
                 "NOTIFY {channel}; "
                 "RETURN QUERY INSERT INTO {schema}.{table} "
                 "(originator_id, originator_version, topic, state) "
-                "SELECT originator_id, originator_version, topic, state FROM unnest(events) "
+                "SELECT * FROM unnest(ids, versions, topics, states) "
                 "RETURNING notification_id; "
                 "END; $BODY$"
             ).format(
                 schema=schema,
                 function=function,
-                event=Identifier(self.stored_event_type_name),
+                id_type=id_type,
                 lock_timeout=self.datastore.lock_timeout,
                 table=Identifier(self.events_table_name),
                 channel=Identifier(self.channel_name),
             )
         )
         self._one_trip = SQL(
-            "SELECT notification_id FROM {schema}.{function}(%s) AS notification_id"
-        ).format(schema=schema, function=function)
+            "SELECT notification_id FROM {schema}.{function}"
+            "(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) AS notification_id"
+        ).format(schema=schema, function=function, id_type=id_type)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
@@ -148,12 +154,14 @@ class OneTripRecorder(eventsourcing.postgres.PostgresApplicationRecorder):
         more = any(value is not None for value in kwargs.values())
         if more or not stored_events or type(self)._insert_events is not _BASE_INSERT_EVENTS:
             return super().insert_events(stored_events, **kwargs)
-        events = [
-            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-            for e in stored_events
-        ]
+        columns = (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        )
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._one_trip, (events,), prepare=True)
+            curs.execute(self._one_trip, columns, prepare=True)
             return [row["notification_id"] for row in curs.fetchall()]
 
 
@@ -203,7 +211,6 @@ def check_compatible() -> list[str]:
         (eventsourcing.postgres.PostgresApplicationRecorder, "_insert_events"),
         (eventsourcing.postgres.PostgresTrackingRecorder, "_insert_tracking"),
         (eventsourcing.postgres, "ConnectionPool"),
-        (eventsourcing.postgres.PostgresApplicationRecorder, "construct_pg_stored_event"),
     ]
     for owner, name in needed:
         if not hasattr(owner, name):
