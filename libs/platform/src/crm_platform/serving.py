@@ -17,6 +17,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -25,6 +26,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Final, Protocol
 
+import anyio.to_thread
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -44,6 +46,8 @@ SHUTDOWN_BUDGET_S: Final = 9.0
 GRACEFUL_HTTP_S: Final = 3
 DRAIN_S: Final = 7.0
 EXIT_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+# The embedded runner's share: its three services' routes share one pool of threads.
+DEFAULT_REQUEST_THREADS: Final = 20
 
 
 class Servable(Protocol):
@@ -123,7 +127,9 @@ def serve(
     except BaseException:
         service.close()
         raise
-    run_until_stopped(web, host, port, supervisor, service.close)
+    run_until_stopped(
+        web, host, port, supervisor, service.close, request_threads=settings.pool_size
+    )
     return 0
 
 
@@ -133,14 +139,17 @@ def run_until_stopped(
     port: int,
     supervisor: Supervisor,
     close: Callable[[], None],
+    *,
+    request_threads: int = DEFAULT_REQUEST_THREADS,
 ) -> None:
     """Serve `web` and run the workers until SIGTERM/SIGINT; then drain and `close` within
-    SHUTDOWN_BUDGET_S of the signal."""
+    SHUTDOWN_BUDGET_S of the signal. At most `request_threads` requests run their blocking
+    part (the commands and reads) at once; the others wait their turn on the event loop."""
     shutdown = _Shutdown(supervisor.stop_event)
     config = uvicorn.Config(
         web, host=host, port=port, log_config=None, timeout_graceful_shutdown=GRACEFUL_HTTP_S
     )
-    server = _Server(config, shutdown)
+    server = _Server(config, shutdown, request_threads)
     supervisor.start()
     try:
         server.run()
@@ -188,9 +197,18 @@ class _Server(uvicorn.Server):
     closes and exits instead; a second signal meanwhile still ends the process at once.
     """
 
-    def __init__(self, config: uvicorn.Config, shutdown: _Shutdown) -> None:
+    def __init__(self, config: uvicorn.Config, shutdown: _Shutdown, threads: int) -> None:
         super().__init__(config)
         self._shutdown = shutdown
+        self._threads = threads
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # The thread pool that runs FastAPI's plain `def` routes (anyio's, 40 by default).
+        # More threads than PostgreSQL connections only wait for one, and meanwhile take
+        # the interpreter lock from each other: 32 clients cost 15 % more CPU per request
+        # than 8 (bench/RESULTS.md, command_path).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = self._threads
+        await super().startup(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._shutdown.begin()
