@@ -290,10 +290,12 @@ class Lanes:
         """Work one mailbox: an announced one first, else one the database says is due (a
         poll, when `poll` or one is due: see `_poll_due`); False when there was none."""
         stop = stop or threading.Event()
+        # Lanes first given back, then the announcements: one that came while its lane was
+        # being given back was passed over by the worker it woke.
+        self._release_idle()
         while (mailbox := self._hinted()) is not None:
             if self._work(mailbox, stop):
                 return True
-        self._release_idle()
         if not self._poll_due(poll):
             return False
         found = self.state.due_lanes(
