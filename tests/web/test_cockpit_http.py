@@ -175,3 +175,27 @@ def test_every_rejection_reason_the_imports_word_is_said_in_danish() -> None:
     # The API's line is its slice's; the cockpit names the uploaded file's.
     assert twice == "»customer_id« står to gange i filen (første gang på linje 103)."
     assert import_reason("something new").lang == "en"
+
+
+def test_the_team_page_shows_what_answered_when_a_report_is_too_slow() -> None:
+    """A report over every customer can outlast the API timeout at scale: the team page then
+    says which report is missing and shows the others, instead of failing whole."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/reports/attainment"):
+            raise httpx.ReadTimeout("too slow", request=request)
+        if request.url.path.endswith("/reports/moves"):
+            return httpx.Response(200, json={"total": 3, "by_reason": {}, "owners": []})
+        if request.url.path.endswith("/reports/behind-target"):
+            return httpx.Response(200, json={"total": 0, "items": []})
+        return httpx.Response(200, json=[{"owner": "anna@example.dk", "customer_id": "k1"}])
+
+    settings = WebSettings(sign_in=SignIn.PROXY)
+    backend = Backend(settings, httpx.AsyncClient(transport=httpx.MockTransport(answer)))
+    client = TestClient(create_app(settings, backend))
+    token = "eyJhbGciOiJub25lIn0.eyJwcmVmZXJyZWRfdXNlcm5hbWUiOiJtaWFAZXhhbXBsZS5kayJ9.x"
+    page = client.get("/team", headers={"X-Forwarded-Access-Token": token})
+    assert page.status_code == 200
+    assert "Målopfyldelsen kunne ikke hentes" in page.text
+    assert "3 flytninger i alt" in page.text
+    assert "<td>anna@example.dk</td><td>1</td>" in page.text

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from crm_web.backend import ApiProblem
 from crm_web.danish import now_local
 from crm_web.pages.common import signed_in
 from crm_web.pages.week import week_context
@@ -28,7 +29,7 @@ def _year(aar: str) -> int:
 async def team(request: Request, aar: str = "") -> Response:
     caller, api = signed_in(request)
     year = _year(aar)
-    report, gaps, moves, behind = await asyncio.gather(
+    answers = await asyncio.gather(
         api.get("segmentation", "/reports/attainment", year=year),
         api.get("activity", "/reports/without-future-activity"),
         api.get(
@@ -37,8 +38,10 @@ async def team(request: Request, aar: str = "") -> Response:
             **{"from": date(year, 1, 1).isoformat(), "to": date(year, 12, 31).isoformat()},
         ),
         api.get("segmentation", "/reports/behind-target", year=year, limit=25),
+        return_exceptions=True,
     )
-    gap_items = gaps if isinstance(gaps, list) else gaps.get("items", [])
+    report, gaps, moves, behind = (_section(a) for a in answers)
+    gap_items = gaps if isinstance(gaps, list) else (gaps or {}).get("items", [])
     return page(
         request,
         "team.html",
@@ -46,12 +49,23 @@ async def team(request: Request, aar: str = "") -> Response:
         nav="team",
         year=year,
         report=report,
-        consultants=by_consultant(report["rows"]),
+        consultants=by_consultant(report["rows"]) if report else [],
         gaps_by_owner=Counter(g.get("owner") or "–" for g in gap_items),
-        gaps=gap_items,
+        gaps=gap_items if gaps is not None else None,
         moves=moves,
         behind=behind,
     )
+
+
+def _section(answer: Any) -> Any:
+    """One report of the team page, or None when its API failed or was too slow: the page
+    shows the others and says which is missing (a report over every customer can take
+    long). Being refused is no such case: it is the page's answer."""
+    if isinstance(answer, ApiProblem) and answer.status not in (401, 403, 404):
+        return None
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
 
 
 @router.get("/team/eksport.csv")
