@@ -192,8 +192,9 @@ def test_by_keyboard_skip_link_focus_and_the_calendar_link_made_copied_and_renew
     first_url = str(first.get_attribute("value"))
     assert "/calendar-sync/calendars/" in first_url
     assert "token=" in first_url
-    # The new link is announced, and the focus is on it, ready to be copied.
-    assert driver.switch_to.active_element == first
+    # The new link is announced, and the focus is on it, ready to be copied (htmx moves the
+    # focus when the swap settles, a moment after the link is shown).
+    wait(driver, lambda d: d.switch_to.active_element.get_attribute("id") == "feed-url")
     assert "Et nyt link er lavet" in driver.find_element(By.ID, "kalender-link").text
 
     copy = tab_to(driver, "#kalender-link button[data-copy]")
