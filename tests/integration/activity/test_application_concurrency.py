@@ -167,17 +167,17 @@ def test_R8_two_racing_commands_cannot_leave_a_prioritized_customer_without_a_fu
     # activity as the remaining future one, so only the shared file can stop them. The one
     # whose save loses the race runs again (it reads afresh) and is then refused by R8.
     both_read = threading.Barrier(2)
-    read_file = app._customer_file
+    read_file = app._for_change_in_file
     reads: list[str] = []
 
-    def file_read_in_step(customer_id: str, now: datetime) -> CustomerFile:
-        file = read_file(customer_id, now)
+    def file_read_in_step(*args: Any) -> tuple[Activity, CustomerFile]:
+        loaded = read_file(*args)
         reads.append(threading.current_thread().name)
         if len(reads) <= 2:
             both_read.wait(timeout=30)
-        return file
+        return loaded
 
-    monkeypatch.setattr(app, "_customer_file", file_read_in_step)
+    monkeypatch.setattr(app, "_for_change_in_file", file_read_in_step)
 
     def close(command: str, activity: Activity) -> str:
         try:
@@ -197,3 +197,20 @@ def test_R8_two_racing_commands_cannot_leave_a_prioritized_customer_without_a_fu
     assert app.activity(lost.id).status == PLANNED
     file = app.repository.get(CustomerFile.id_for(CUSTOMER))
     assert len(file.future_activities(clock.now)) == 1
+
+
+def test_a_process_that_never_saw_an_activity_changes_it_as_one_that_did(
+    app: ActivityApplication, clock: ManualClock
+) -> None:
+    # A command loads the activity with its customer's file in one read when this process
+    # knows the activity's customer, else one after the other: both must see the same file.
+    first = plan(app, clock)
+    app._customers.clear()  # as another API process would start
+    moved = move(app, first, first.starts_at + DAY, expected=1)
+    assert app._customers == {first.id: CUSTOMER}
+    moved = move(app, moved, moved.starts_at + DAY, expected=2)
+
+    file = app.repository.get(CustomerFile.id_for(CUSTOMER))
+    assert file.future_activities(clock.now) == [first.id]
+    with pytest.raises(StaleVersion):
+        move(app, moved, moved.starts_at + DAY, expected=2)

@@ -5,6 +5,8 @@
   is `save_unchecked`, and its repository folds events with `mutate_all` instead of
   `project_aggregate`, whose per-event runtime-Protocol assert (slow on Python 3.11) was a
   sixth of the command path's CPU in the application (measured, bench/RESULTS.md).
+- `get_many`: several aggregates from one statement (a command that changes an activity
+  loads it with its customer's file); reads the recorder's table name.
 - `save_unchecked`: `Application.save` without its per-object runtime-Protocol check, which
   costs more than encoding the event when a recomputation saves thousands of customers
   (measured, bench/RESULTS.md); built from `ProcessingEvent`, `_record`, `_take_snapshots`
@@ -168,6 +170,40 @@ class OneTripRecorder(eventsourcing.postgres.PostgresApplicationRecorder):
 _BASE_INSERT_EVENTS = eventsourcing.postgres.PostgresApplicationRecorder._insert_events
 
 
+@retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+def get_many(app: Application[Any], ids: Sequence[UUID]) -> dict[UUID, Any]:
+    """The current state of each aggregate of `ids` that exists, read together: on PostgreSQL
+    one statement instead of one per aggregate. For applications without an aggregate cache
+    or snapshots (it reads the events only)."""
+    recorder: Any = app.recorder
+    stored: list[StoredEvent]
+    if isinstance(recorder, eventsourcing.postgres.PostgresAggregateRecorder):
+        statement = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table}"
+            " WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name),
+        )
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (list(ids),), prepare=True)
+            stored = [
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
+    else:
+        stored = [event for i in ids for event in recorder.select_events(i)]
+    events: dict[Any, list[Any]] = {}
+    for record in stored:
+        events.setdefault(record.originator_id, []).append(app.mapper.to_domain_event(record))
+    return {i: mutate_all(None, folded) for i, folded in events.items()}
+
+
 def save_unchecked(
     app: Application[Any], objs: Sequence[Any], **kwargs: Any
 ) -> list[Recording[Any]]:
@@ -204,6 +240,7 @@ def check_compatible() -> list[str]:
         (Application, "_take_snapshots"),
         (Application, "_notify"),
         (Application, "AGGREGATE_CACHE_FASTFORWARD_SKIPPING"),
+        (eventsourcing.postgres.PostgresAggregateRecorder, "select_events"),
         (Application, "DEEPCOPY_FROM_AGGREGATE_CACHE"),
         (ProcessingEvent[Any](), "saved_kwargs"),
         (eventsourcing.sqlite.SQLiteApplicationRecorder, "_insert_events"),

@@ -7,6 +7,7 @@ activity, the customer's file and an idempotency record commit together or not a
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from crm_platform.errors import Forbidden as Forbidden
 from crm_platform.errors import LostRace as LostRace
 from crm_platform.errors import NotFound as NotFound
 from crm_platform.errors import StaleVersion as StaleVersion
-from crm_platform.eventsourcing_internals import NotifiesSaves
+from crm_platform.eventsourcing_internals import NotifiesSaves, get_many
 from crm_platform.idempotency import (
     IdempotencyKey,
     first_outcome,
@@ -73,6 +74,10 @@ class Outcome:
     position: int | None = None
 
 
+# About 200 bytes each: a few MB at most.
+REMEMBERED_CUSTOMERS = 20_000
+
+
 class ActivityApplication(NotifiesSaves[UUID]):
     name = "activity"
 
@@ -100,6 +105,10 @@ class ActivityApplication(NotifiesSaves[UUID]):
         self.directory = directory
         self.clock = clock
         self.on_saved = on_saved
+        # activity id → its customer id, which never changes: lets a command load the
+        # activity and its customer's file in one read (`_for_change_in_file`).
+        self._customers: dict[UUID, str] = {}
+        self._customers_lock = threading.Lock()
 
     # -- planning -------------------------------------------------------------------------
 
@@ -162,7 +171,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
         now = self.clock()
-        activity = self._for_change(actor, activity_id, expected_version)
+        activity, file = self._for_change_in_file(actor, activity_id, expected_version, now)
         activity.move(
             starts_at=starts_at,
             ends_at=ends_at,
@@ -171,7 +180,6 @@ class ActivityApplication(NotifiesSaves[UUID]):
             actor=actor.user_id,
             now=now,
         )
-        file = self._customer_file(activity.customer_id, now)
         file.schedule(activity.id, activity.starts_at, now)
         if file.gap_since is not None:
             # A move goes to the future, so it can close a gap (an overdue activity moved
@@ -285,7 +293,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
         now = self.clock()
-        activity = self._for_change(actor, activity_id, expected_version)
+        activity, file = self._for_change_in_file(actor, activity_id, expected_version, now)
         profile = _profile(completion.discovery_profile)
         for attachment in completion.attachments:
             self._attach(activity, actor, attachment, now)
@@ -297,7 +305,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
             actor=actor.user_id,
             now=now,
         )
-        return self._close(activity, follow_up, profile, actor, now, "completed", idempotency)
+        return self._close(activity, file, follow_up, profile, actor, now, "completed", idempotency)
 
     @idempotent
     @retries_lost_races
@@ -312,7 +320,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
         idempotency: IdempotencyKey | None = None,
     ) -> Outcome:
         now = self.clock()
-        activity = self._for_change(actor, activity_id, expected_version)
+        activity, file = self._for_change_in_file(actor, activity_id, expected_version, now)
         follow_up = self._follow_up(actor, next_activity, activity.customer_id, now)
         activity.cancel(
             reason=reason,
@@ -320,7 +328,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
             actor=actor.user_id,
             now=now,
         )
-        return self._close(activity, follow_up, None, actor, now, "cancelled", idempotency)
+        return self._close(activity, file, follow_up, None, actor, now, "cancelled", idempotency)
 
     # -- going live -----------------------------------------------------------------------
 
@@ -398,6 +406,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
             raise NotFound(
                 f"no activity {activity_id}" + (f" as of {as_of.isoformat()}" if as_of else "")
             )
+        self._remember_customer(found)
         return found
 
     def history(self, activity_id: UUID) -> list[Any]:
@@ -451,6 +460,7 @@ class ActivityApplication(NotifiesSaves[UUID]):
     def _close(
         self,
         activity: Activity,
+        file: CustomerFile,
         follow_up: Activity | None,
         profile: DiscoveryProfile | None,
         actor: Actor,
@@ -459,7 +469,6 @@ class ActivityApplication(NotifiesSaves[UUID]):
         idempotency: IdempotencyKey | None,
     ) -> Outcome:
         """Save a completed or cancelled activity with its customer's file, keeping R8."""
-        file = self._customer_file(activity.customer_id, now)
         customer = self.directory.get(activity.customer_id)
         require_future_activity(
             customer,
@@ -521,14 +530,43 @@ class ActivityApplication(NotifiesSaves[UUID]):
         except AggregateNotFoundError:
             return CustomerFile.open(customer_id, now)
 
+    def _for_change_in_file(
+        self, actor: Actor, activity_id: UUID, expected_version: int | None, now: datetime
+    ) -> tuple[Activity, CustomerFile]:
+        """The activity a command changes, with its customer's file: from one read when this
+        process knows the activity's customer (it never changes), else one after the other."""
+        customer_id = self._customers.get(activity_id)
+        if customer_id is None:
+            activity = self._for_change(actor, activity_id, expected_version)
+            return activity, self._customer_file(activity.customer_id, now)
+        file_id = CustomerFile.id_for(customer_id)
+        loaded = get_many(self, [activity_id, file_id])
+        activity = loaded.get(activity_id)
+        if not isinstance(activity, Activity):
+            raise NotFound(f"no activity {activity_id}")
+        file = loaded.get(file_id)
+        self._check_change(actor, activity, expected_version)
+        if not isinstance(file, CustomerFile):
+            file = CustomerFile.open(customer_id, now)
+        return activity, file
+
+    def _remember_customer(self, activity: Activity) -> None:
+        with self._customers_lock:
+            if len(self._customers) >= REMEMBERED_CUSTOMERS:
+                del self._customers[next(iter(self._customers))]
+            self._customers[activity.id] = activity.customer_id
+
     def _for_change(
         self, actor: Actor, activity_id: UUID, expected_version: int | None
     ) -> Activity:
         activity = self.activity(activity_id)
+        self._check_change(actor, activity, expected_version)
+        return activity
+
+    def _check_change(self, actor: Actor, activity: Activity, expected_version: int | None) -> None:
         if not actor.may_act_for(activity.owner):
             raise Forbidden("only the activity's owner or a sales manager may change it")
         require_version(activity, expected_version, "activity")
-        return activity
 
     def _require_owner_or_manager(self, actor: Actor, owner: str, action: str) -> None:
         if not actor.may_act_for(owner):
@@ -557,6 +595,9 @@ class ActivityApplication(NotifiesSaves[UUID]):
                 "read it again and retry",
                 retry=True,
             ) from None
+        for item in items:
+            if isinstance(item, Activity):
+                self._remember_customer(item)
         return Outcome(activity, status, position=max(r.notification.id for r in recordings))
 
 
