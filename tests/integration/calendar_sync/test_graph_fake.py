@@ -777,16 +777,18 @@ def test_transaction_memory_forever_refuses_a_repeat_after_the_event_went(
 
 def test_transaction_memory_for_a_time() -> None:
     # ... or for a while (a third reading of api/resources/event's silence).
+    # A memory of 30 minutes at 1000× lasts 1.8 s of the test's: long enough that the repeat
+    # lands inside it on a busy machine (a 60 s memory, 60 ms here, did not on CI).
     with (
         GraphFake(
-            clock=FakeClock(scale=1000), behaviour=Behaviour(transaction_memory=60.0)
+            clock=FakeClock(scale=1000), behaviour=Behaviour(transaction_memory=1800.0)
         ) as fake,
         authorized(fake) as http,
     ):
         body = event_body(transactionId="tx-1")
         first = http.post("/events", json=body).json()["id"]
         assert http.post("/events", json=body | {"subject": "x"}).status_code == 400
-        fake.clock.sleep(61)
+        fake.clock.sleep(1801)
         later = http.post("/events", json=body | {"subject": "x"})
         assert later.status_code == 201
         assert later.json()["id"] != first
