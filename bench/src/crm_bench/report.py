@@ -35,15 +35,44 @@ def machine(postgres_dsn: str | None = None) -> dict[str, Any]:
     }
 
 
+HISTORY = "history.json"
+SHOWN_RUNS = 4
+
+
 def write(results: Path, *, quick: bool, postgres_dsn: str | None = None) -> Path:
-    found = [json.loads(path.read_text()) for path in sorted(results.glob("*.json"))]
+    found = [
+        json.loads(path.read_text())
+        for path in sorted(results.glob("*.json"))
+        if path.name != HISTORY
+    ]
     # bench/results/*.json → bench/RESULTS.md (committed); any other directory keeps its own.
     target = results.parent / "RESULTS.md" if results.name == "results" else results / "RESULTS.md"
-    target.write_text(render(found, machine(postgres_dsn), quick=quick))
+    history = _record(results / HISTORY, found, quick=quick)
+    target.write_text(render(found, machine(postgres_dsn), quick=quick, history=history))
     return target
 
 
-def render(found: list[dict[str, Any]], host: dict[str, Any], *, quick: bool) -> str:
+def _record(path: Path, found: list[dict[str, Any]], *, quick: bool) -> list[dict[str, Any]]:
+    """The runs before this one, oldest first; this run is appended to the file, so the
+    table can show each ratio beside its earlier values (quick runs are not kept)."""
+    history: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+    if not quick:
+        run = {
+            "written": f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
+            "ratios": {r["name"]: r["ratios"] for r in found},
+        }
+        path.write_text(json.dumps([*history, run], indent=1) + "\n")
+    return history
+
+
+def render(
+    found: list[dict[str, Any]],
+    host: dict[str, Any],
+    *,
+    quick: bool,
+    history: list[dict[str, Any]] | None = None,
+) -> str:
+    history = history or []
     lines = [
         "# Benchmark results",
         "",
@@ -54,15 +83,23 @@ def render(found: list[dict[str, Any]], host: dict[str, Any], *, quick: bool) ->
         + ".",
         "",
         "Every ratio is the subject over a baseline measured in the same run on the same machine.",
+        f"`earlier` shows the same ratio in the last {SHOWN_RUNS} recorded runs, oldest first "
+        f"(`bench/results/{HISTORY}`, dates: "
+        + (", ".join(run["written"] for run in history[-SHOWN_RUNS:]) or "none")
+        + ").",
         "",
-        "| benchmark | ratio | value | target | meaning | subject | baseline |",
-        "|---|---|---|---|---|---|---|",
+        "| benchmark | ratio | value | earlier | target | meaning | subject | baseline |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for result in found:
         for name, value in result["ratios"].items():
+            earlier = [
+                run["ratios"].get(result["name"], {}).get(name) for run in history[-SHOWN_RUNS:]
+            ]
             lines.append(
                 f"| {result['name']} | {name} | {value:.3g} | "
-                f"{result['targets'].get(name, '')} | {result['ratio_notes'].get(name, '')} | "
+                + " → ".join("–" if v is None else f"{v:.3g}" for v in earlier)
+                + f" | {result['targets'].get(name, '')} | {result['ratio_notes'].get(name, '')} | "
                 f"{_figures(_relevant(result['subject'], name))} | "
                 f"{_figures(_relevant(result['baseline'], name))} |"
             )
