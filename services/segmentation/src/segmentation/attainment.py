@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
+from uuid import UUID
 
 from crm_contracts.activity import (
     ActivityCancelled,
@@ -50,6 +51,7 @@ from crm_platform.messaging import Delivery
 from crm_platform.sqlview import SqlView, iso
 
 from segmentation.application import SegmentationApplication
+from segmentation.domain import Customer, segment_history
 from segmentation.registry import RegistryRow
 from segmentation.rules import COPENHAGEN, PotentialSource, local_date
 from segmentation.targets import Attainment, SegmentHistory, Status, attainment
@@ -317,35 +319,53 @@ class ActivityEventsConsumer(SqlView):
         actual, scheduled = self.counts(year, now)
         today = local_date(now)
         rows: dict[tuple[str | None, Segment], ReportRow] = {}
-        for customer in self._registry(owner, segment):
-            item = attainment(
-                year,
-                self._history(customer, year),
-                policy,
-                actual.get(customer.customer_id, {}),
-                today=today,
-            )
-            key = (customer.owner, Segment(customer.segment))
-            row = rows.setdefault(key, ReportRow(*key))
-            row.add(item, scheduled.get(customer.customer_id, {}))
+        for page in self._registry(owner, segment):
+            histories = self._histories(page, year)
+            for customer in page:
+                item = attainment(
+                    year,
+                    histories[customer.customer_id],
+                    policy,
+                    actual.get(customer.customer_id, {}),
+                    today=today,
+                )
+                key = (customer.owner, Segment(customer.segment))
+                row = rows.setdefault(key, ReportRow(*key))
+                row.add(item, scheduled.get(customer.customer_id, {}))
         order = list(Segment)
         return sorted(
             rows.values(),
             key=lambda r: (r.owner is None, r.owner or "", order.index(r.segment)),
         )
 
-    def _registry(self, owner: str | None, segment: Segment | None) -> Iterator[RegistryRow]:
+    def _registry(self, owner: str | None, segment: Segment | None) -> Iterator[list[RegistryRow]]:
         after = 0
         while page := self.app.customers(segment=segment, owner=owner, after=after, limit=PAGE):
-            yield from page
+            yield page
             after = page[-1].seq
 
-    def _history(self, customer: RegistryRow, year: int) -> SegmentHistory:
-        # Most customers kept their segment since before the year: the registry row is then
-        # the whole history that matters, and reading every event stream is avoided.
-        if customer.segment_since <= date(year, 1, 1):
-            return [(customer.segment_since, Segment(customer.segment))]
-        return self.app.segment_history(customer.customer_id)
+    def _histories(self, page: Sequence[RegistryRow], year: int) -> dict[str, SegmentHistory]:
+        """Each customer's segment history as far as `year` needs it. Most customers kept
+        their segment since before the year: the registry row is then the whole history that
+        matters. The others' events are read for the whole page at once (one statement per
+        500, not one per customer: a year of new customers took the report 30-50 s for
+        20,000)."""
+        histories: dict[str, SegmentHistory] = {}
+        stream: dict[UUID, str] = {}
+        for customer in page:
+            if customer.segment_since <= date(year, 1, 1):
+                histories[customer.customer_id] = [
+                    (customer.segment_since, Segment(customer.segment))
+                ]
+            else:
+                stream[Customer.id_for(customer.customer_id)] = customer.customer_id
+        events: dict[str, list[object]] = {}
+        for stored in self.app.registry.select_events_for(list(stream)):
+            owner_id = stream[UUID(str(stored.originator_id))]
+            events.setdefault(owner_id, []).append(self.app.mapper.to_domain_event(stored))
+        for customer_id in stream.values():
+            histories[customer_id] = segment_history(events.get(customer_id, []))
+        return histories
 
 
 def _by_customer(rows: Sequence[Mapping[str, Any]]) -> Counts:
