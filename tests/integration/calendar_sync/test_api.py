@@ -183,7 +183,11 @@ def test_sync_status_shows_a_mailbox_that_refuses_us(
         "ErrorAccessDenied",
         1,
     )
-    listed = client.get("/sync/mailboxes", headers=MANAGER).json()
+    # The rows are marked first, the lane is released with its pause right after.
+    listed = wait_until(
+        lambda: client.get("/sync/mailboxes", headers=MANAGER).json(),
+        message="the mailbox listed",
+    )
     assert [(m["mailbox"], m["reason"], m["code"]) for m in listed] == [
         (BO, "unavailable", "ErrorAccessDenied")
     ]
