@@ -319,8 +319,8 @@ class ActivityEventsConsumer(SqlView):
         actual, scheduled = self.counts(year, now)
         today = local_date(now)
         rows: dict[tuple[str | None, Segment], ReportRow] = {}
-        for page in self._registry(owner, segment):
-            histories = self._histories(page, year)
+        for page in self.registry_pages(owner, segment):
+            histories = self.histories(page, year)
             for customer in page:
                 item = attainment(
                     year,
@@ -338,13 +338,16 @@ class ActivityEventsConsumer(SqlView):
             key=lambda r: (r.owner is None, r.owner or "", order.index(r.segment)),
         )
 
-    def _registry(self, owner: str | None, segment: Segment | None) -> Iterator[list[RegistryRow]]:
+    def registry_pages(
+        self, owner: str | None, segment: Segment | None
+    ) -> Iterator[list[RegistryRow]]:
+        """The registry's customers (of `owner`, in `segment`), a page at a time."""
         after = 0
         while page := self.app.customers(segment=segment, owner=owner, after=after, limit=PAGE):
             yield page
             after = page[-1].seq
 
-    def _histories(self, page: Sequence[RegistryRow], year: int) -> dict[str, SegmentHistory]:
+    def histories(self, page: Sequence[RegistryRow], year: int) -> dict[str, SegmentHistory]:
         """Each customer's segment history as far as `year` needs it. Most customers kept
         their segment since before the year: the registry row is then the whole history that
         matters. The others' events are read for the whole page at once (one statement per

@@ -16,7 +16,7 @@ hints when the routes are defined, and `x` is local to the factory.
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Final
+from typing import Annotated, Any
 
 from crm_contracts.enums import ActivityType, Segment
 from crm_platform.auth import Authenticator, Principal
@@ -27,12 +27,11 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from segmentation.application import SegmentationApplication
-from segmentation.attainment import ActivityEventsConsumer
+from segmentation.attainment import ActivityEventsConsumer, Counts
 from segmentation.registry import RegistryRow
 from segmentation.rules import local_date
 from segmentation.targets import SegmentHistory, attainment
 
-PAGE: Final = 1000  # registry rows per read
 Year = Annotated[int | None, Query(ge=2000, le=2100, description="Default: this year")]
 Limit = Annotated[int, Query(ge=1, le=500, description="At most this many customers")]
 
@@ -120,10 +119,23 @@ def _behind(
     policy = app.current_policy().policy
     actual, _ = consumer_view.counts(year, now)
     today = local_date(now)
-    for customer in _registry(app, owner, segment):
+    for page in consumer_view.registry_pages(owner, segment):
+        histories = consumer_view.histories(page, year)
+        yield from _behind_in(page, histories, policy, actual, year, today)
+
+
+def _behind_in(
+    page: list[RegistryRow],
+    histories: dict[str, SegmentHistory],
+    policy: Any,
+    actual: Counts,
+    year: int,
+    today: date,
+) -> Iterator[BehindCustomer]:
+    for customer in page:
         item = attainment(
             year,
-            _history(app, customer, year),
+            histories[customer.customer_id],
             policy,
             actual.get(customer.customer_id, {}),
             today=today,
@@ -149,20 +161,3 @@ def _behind(
                 shortfall=sum((ln.expected_by_today - ln.actual for ln in lines), Decimal(0)),
                 lines=lines,
             )
-
-
-def _registry(
-    app: SegmentationApplication, owner: str | None, segment: Segment | None
-) -> Iterator[RegistryRow]:
-    after = 0
-    while page := app.customers(segment=segment, owner=owner, after=after, limit=PAGE):
-        yield from page
-        after = page[-1].seq
-
-
-def _history(app: SegmentationApplication, customer: RegistryRow, year: int) -> SegmentHistory:
-    # As the team report: a segment held since before the year is the whole history that
-    # matters, and reading the customer's event stream is avoided.
-    if customer.segment_since <= date(year, 1, 1):
-        return [(customer.segment_since, Segment(customer.segment))]
-    return app.segment_history(customer.customer_id)
