@@ -182,7 +182,8 @@ COLUMNS: Final = ", ".join(f.name for f in fields(RowValues))
 UPDATES: Final = ", ".join(f"{f.name} = excluded.{f.name}" for f in fields(RowValues)[1:])
 NEWER: Final = "r.version <= excluded.version"
 """Never overwrite a row with an older state (only `rebuild_registry` could try)."""
-_SELECT: Final = f"SELECT seq, {COLUMNS} FROM {{t}}"  # noqa: S608 (names are ours)
+# RegistryRow's field order (seq last), so a row can be built from a plain tuple.
+_SELECT: Final = f"SELECT {COLUMNS}, seq FROM {{t}}"  # noqa: S608 (names are ours)
 # In force on a day (each takes the day twice); never NULL, so NOT (...) means "neither".
 _AGREEMENT_IN_FORCE: Final = (
     "(agreement_starts_on IS NOT NULL AND agreement_starts_on <= ? AND agreement_ends_on >= ?)"
@@ -245,7 +246,7 @@ class RegistryQueries:
     def _upsert_params(self, kwargs: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         rows: Sequence[RowValues] = kwargs.get(REGISTRY_ROWS) or ()
         # One order for every writer, so two batches never wait on each other's rows in turn.
-        return [self._params(v) for v in sorted(rows, key=lambda v: v.id)]
+        return [self._params(v) for v in sorted(rows, key=lambda v: v.id.int)]  # as UUID orders
 
     # -- queries --------------------------------------------------------------------------
 
@@ -294,7 +295,7 @@ class RegistryQueries:
         )
         day = self._day(today)
         return self._query(
-            f"SELECT seq, {COLUMNS} FROM (SELECT *, {target} AS target"  # noqa: S608
+            f"SELECT {COLUMNS}, seq FROM (SELECT *, {target} AS target"  # noqa: S608
             " FROM {t} WHERE seq > ? AND seq <= ?) page"
             f" WHERE target <> segment OR (target IN ({marks})) <> prioritized ORDER BY seq",
             (day, day, day, day, *cents, after, upto, *prioritized),
