@@ -451,7 +451,6 @@ class LeanMapper:
         return event
 
 
-
 def follower(
     app: Application[Any],
     view: ActivityReadModel,
