@@ -7,9 +7,7 @@ carrying the RFC 9457 problem as the API sent it, for the pages to show in Danis
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -66,6 +64,9 @@ class Api:
 
     backend: Backend
     caller: Caller
+    # The activity log's position after this caller's last command (its `Log-Position`):
+    # reads that must show the command ask the API to wait for it (`min_position`).
+    position: int | None = None
 
     async def request(
         self,
@@ -111,6 +112,8 @@ class Api:
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         response = await self.request(service, "POST", path, json=body, headers=headers)
+        if (written := response.headers.get("Log-Position", "")).isdigit():
+            self.position = max(self.position or 0, int(written))
         return response.json() if response.content else None
 
     async def optional(self, service: str, path: str, **params: str | int | None) -> Json:
@@ -131,22 +134,3 @@ def _problem(response: httpx.Response) -> dict[str, Any]:
     if isinstance(body, dict):
         return body
     return {"status": response.status_code, "detail": response.text[:300]}
-
-
-async def wait_for(
-    probe: Callable[[], Awaitable[bool]], *, timeout: float, interval: float = 0.01
-) -> bool:
-    """Poll `probe` until it holds or `timeout` passes; whether it held.
-
-    The read models follow the log a few milliseconds behind a command; the cockpit waits
-    for them after its own commands so the next page shows what was just done.
-    """
-    deadline = time.monotonic() + timeout
-    delay = interval
-    while True:
-        if await probe():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.2)

@@ -36,8 +36,6 @@ class WebSettings(BaseSettings):
     session_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(32))
     cookie_secure: bool = False
     api_timeout_seconds: float = 15.0
-    # How long a page waits for the read models to show the caller's last command.
-    read_your_writes_seconds: float = 3.0
     # Offered on the dev sign-in page (anyone may be typed in).
     dev_users: list[str] = [
         "anna@example.dk",

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from crm_web.backend import Api, ApiProblem, Backend, wait_for
-from crm_web.danish import parse_instant
+from crm_web.backend import Api, ApiProblem, Backend
 from crm_web.identity import Caller, caller_of
 from crm_web.settings import WebSettings
 
@@ -65,38 +64,14 @@ async def owned_customers(api: Api, owner: str) -> list[dict[str, Any]]:
 
 
 async def seen(request: Request, api: Api, *written: dict[str, Any] | None) -> None:
-    """Wait, bounded, until the activity lists show what the caller just wrote.
+    """Wait, bounded, until the activity read models show what the caller just wrote.
 
     A command's answer is the activity as saved; the lists are read models a few
-    milliseconds behind. Each written activity's row (its owner, at its start) must show at
-    least the saved version before the next page is drawn, or the page would show the state
-    before the command. If the read model is slower than the bound, the page is drawn anyway.
+    milliseconds behind. The activity API waits for them itself when a read names the
+    command's log position (`min_position`, at most 3 s); if they are slower still, the page
+    is drawn anyway.
     """
-    wanted = [w for w in written if w and w.get("id")]
-    if not wanted:
+    if api.position is None or not any(w and w.get("id") for w in written):
         return
-
-    async def shown(item: dict[str, Any]) -> bool:
-        start = parse_instant(item["starts_at"])
-        assert start is not None
-        try:
-            page = await api.get(
-                "activity",
-                "/activities",
-                owner=item["owner"],
-                **{
-                    "from": start.isoformat(),
-                    "to": (start + timedelta(seconds=1)).isoformat(),
-                },
-            )
-        except ApiProblem:
-            return True  # nothing to wait for that a page could show
-        return any(
-            row["activity_id"] == item["id"] and row["version"] >= item["version"]
-            for row in page["items"]
-        )
-
-    async def all_shown() -> bool:
-        return all(await asyncio.gather(*(shown(w) for w in wanted)))
-
-    await wait_for(all_shown, timeout=settings_of(request).read_your_writes_seconds)
+    with contextlib.suppress(ApiProblem):
+        await api.get("activity", "/activities", min_position=api.position, limit=1)
