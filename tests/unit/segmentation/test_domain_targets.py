@@ -215,3 +215,18 @@ def test_a_different_policy_gives_different_targets() -> None:
 def test_negative_counts_are_a_programming_error() -> None:
     with pytest.raises(ValueError, match="negative"):
         attainment(2026, [], DEFAULT_POLICY, {D: -1}, today=JULY_2)
+
+
+def test_customers_of_one_report_share_targets_only_when_their_days_are_alike() -> None:
+    shared: dict[object, object] = {}
+    histories = [
+        [(date(2025, 3, 1), Segment.B)],
+        [(date(2024, 1, 1), Segment.B)],  # alike: B all of 2026
+        [(date(2025, 3, 1), Segment.B), (date(2026, 7, 1), Segment.A)],
+        [(date(2026, 5, 1), Segment.C)],  # registered in May
+    ]
+    for history in histories:
+        alone = attainment(2026, history, DEFAULT_POLICY, {P: 1}, today=JULY_2)
+        together = attainment(2026, history, DEFAULT_POLICY, {P: 1}, today=JULY_2, shared=shared)
+        assert lines_of(together) == lines_of(alone)
+    assert len(shared) == 3

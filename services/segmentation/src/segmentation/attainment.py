@@ -319,6 +319,7 @@ class ActivityEventsConsumer(SqlView):
         actual, scheduled = self.counts(year, now)
         today = local_date(now)
         rows: dict[tuple[str | None, Segment], ReportRow] = {}
+        shared: dict[Any, Any] = {}
         for page in self.registry_pages(owner, segment):
             histories = self.histories(page, year)
             for customer in page:
@@ -328,6 +329,7 @@ class ActivityEventsConsumer(SqlView):
                     policy,
                     actual.get(customer.customer_id, {}),
                     today=today,
+                    shared=shared,
                 )
                 key = (customer.owner, Segment(customer.segment))
                 row = rows.setdefault(key, ReportRow(*key))

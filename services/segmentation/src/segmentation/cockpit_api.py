@@ -119,9 +119,10 @@ def _behind(
     policy = app.current_policy().policy
     actual, _ = consumer_view.counts(year, now)
     today = local_date(now)
+    shared: dict[Any, Any] = {}
     for page in consumer_view.registry_pages(owner, segment):
         histories = consumer_view.histories(page, year)
-        yield from _behind_in(page, histories, policy, actual, year, today)
+        yield from _behind_in(page, histories, policy, actual, year, today, shared)
 
 
 def _behind_in(
@@ -131,6 +132,7 @@ def _behind_in(
     actual: Counts,
     year: int,
     today: date,
+    shared: dict[Any, Any],
 ) -> Iterator[BehindCustomer]:
     for customer in page:
         item = attainment(
@@ -139,6 +141,7 @@ def _behind_in(
             policy,
             actual.get(customer.customer_id, {}),
             today=today,
+            shared=shared,
         )
         lines = [
             BehindLine(

@@ -31,7 +31,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from fractions import Fraction
-from typing import Final
+from typing import Any, Final
 
 from crm_contracts.enums import ActivityType, Segment
 
@@ -147,18 +147,34 @@ def attainment(
     completed: Mapping[ActivityType | str, int],
     *,
     today: date,
+    shared: dict[Any, Any] | None = None,
 ) -> Attainment:
-    """Targets, actuals, remaining, status and "expected by today" for each meeting type."""
+    """Targets, actuals, remaining, status and "expected by today" for each meeting type.
+
+    `shared`: a dict kept across the customers of one report (one policy, year and day):
+    customers whose days per segment are alike share their prorated targets, which are
+    exact fractions and cost most of the computation.
+    """
     year_days = days_in_year(year)
     whole_year = days_by_segment(year, history)
     so_far = days_by_segment(year, history, through=today)
     counts = _counts(completed.items())
     segmented = any(s is not Segment.UNSEGMENTED for s in whole_year)
+    key = (tuple(whole_year.items()), tuple(so_far.items()))
+    targets = shared.get(key) if shared is not None else None
+    if targets is None:
+        targets = {
+            meeting: (
+                *(round_tenth(b) for b in prorated_band(whole_year, policy, meeting, year_days)),
+                round_tenth(prorated_band(so_far, policy, meeting, year_days)[0]),
+            )
+            for meeting in MEETING_TYPES
+        }
+        if shared is not None:
+            shared[key] = targets
     lines: dict[ActivityType, TargetLine] = {}
     for meeting in MEETING_TYPES:
-        low, high = prorated_band(whole_year, policy, meeting, year_days)
-        accrued, _ = prorated_band(so_far, policy, meeting, year_days)
-        shown_min, shown_max = round_tenth(low), round_tenth(high)
+        shown_min, shown_max, expected = targets[meeting]
         need_min, need_max = _whole(shown_min), _whole(shown_max)
         actual = counts.get(meeting, 0)
         if not segmented:
@@ -176,7 +192,7 @@ def attainment(
             actual=actual,
             remaining=max(need_min - actual, 0),
             status=status,
-            expected_by_today=round_tenth(accrued),
+            expected_by_today=expected,
         )
     return Attainment(
         year=year,
