@@ -21,14 +21,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.clock import ManualClock
 from tests.support.people import ANNA, BO, MIA
-
-
-def as_user(principal: Any) -> dict[str, str]:
-    return {
-        "X-Dev-User": principal.user_id,
-        "X-Dev-Roles": ",".join(sorted(r.value for r in principal.roles)),
-    }
-
+from tests.support.people import dev_headers as as_user
 
 ANNA_H, BO_H, MIA_H = as_user(ANNA), as_user(BO), as_user(MIA)
 

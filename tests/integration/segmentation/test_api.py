@@ -14,15 +14,9 @@ from segmentation.application import SegmentationApplication
 from segmentation.relay import snapshot
 
 from tests.support.people import ANNA, BO, MIA
+from tests.support.people import dev_headers as as_user
 
 Headers = dict[str, str]
-
-
-def as_user(principal: Any) -> Headers:
-    return {
-        "X-Dev-User": principal.user_id,
-        "X-Dev-Roles": ",".join(sorted(r.value for r in principal.roles)),
-    }
 
 
 ANNA_H, BO_H, MIA_H = as_user(ANNA), as_user(BO), as_user(MIA)

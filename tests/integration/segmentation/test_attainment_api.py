@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from crm_contracts.enums import ActivityType
@@ -32,6 +31,7 @@ from tests.integration.segmentation.test_attainment_support import (
 )
 from tests.support.clock import ManualClock
 from tests.support.people import ANNA, BO, MIA
+from tests.support.people import dev_headers as as_user
 
 __all__ = ["feed", "view"]  # fixtures
 
@@ -40,13 +40,6 @@ D, P, S = (
     ActivityType.PROPOSAL_MEETING,
     ActivityType.STATUS_MEETING,
 )
-
-
-def as_user(principal: Any) -> dict[str, str]:
-    return {
-        "X-Dev-User": principal.user_id,
-        "X-Dev-Roles": ",".join(sorted(r.value for r in principal.roles)),
-    }
 
 
 ANNA_H, BO_H, MIA_H = as_user(ANNA), as_user(BO), as_user(MIA)

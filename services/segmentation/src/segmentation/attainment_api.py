@@ -129,12 +129,7 @@ def attainment_router(
         owner: OwnerQuery = None,
         segment: Segment | None = None,
     ) -> AttainmentReport | Response:
-        wanted = normalize_user_id(owner) if owner else None
-        if not (caller.is_manager or caller.is_service):
-            # A report by consultant is for managers and for that consultant only.
-            if wanted is not None and wanted != caller.user_id:
-                raise ApiError(403, "forbidden", "a consultant sees only their own attainment")
-            wanted = caller.user_id
+        wanted = reported_owner(caller, owner)
         now = clock()
         chosen = year or local_date(now).year
         rows = consumer_view.report(chosen, now, owner=wanted, segment=segment)
@@ -150,6 +145,17 @@ def attainment_router(
         return body
 
     return router
+
+
+def reported_owner(caller: Principal, owner: str | None) -> str | None:
+    """Whose customers a report covers: a report by consultant is for managers (any or all
+    owners) and for that consultant only (their own, whatever they asked)."""
+    wanted = normalize_user_id(owner) if owner else None
+    if caller.is_manager or caller.is_service:
+        return wanted
+    if wanted is not None and wanted != caller.user_id:
+        raise ApiError(403, "forbidden", "a consultant sees only their own customers")
+    return caller.user_id
 
 
 def wants_csv(request: Request) -> bool:

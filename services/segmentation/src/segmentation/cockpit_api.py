@@ -20,14 +20,14 @@ from typing import Annotated, Any
 
 from crm_contracts.enums import ActivityType, Segment
 from crm_platform.auth import Authenticator, Principal
-from crm_platform.auth.principal import normalize_user_id
-from crm_platform.http import ApiError, StrictRoute, error_responses
+from crm_platform.http import StrictRoute, error_responses
 from crm_platform.values import OwnerQuery, UtcInstant
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from segmentation.application import SegmentationApplication
 from segmentation.attainment import ActivityEventsConsumer, Counts
+from segmentation.attainment_api import reported_owner
 from segmentation.registry import RegistryRow
 from segmentation.rules import local_date
 from segmentation.targets import SegmentHistory, attainment
@@ -85,11 +85,7 @@ def cockpit_router(
         segment: Segment | None = None,
         limit: Limit = 50,
     ) -> BehindReport:
-        wanted = normalize_user_id(owner) if owner else None
-        if not (caller.is_manager or caller.is_service):
-            if wanted is not None and wanted != caller.user_id:
-                raise ApiError(403, "forbidden", "a consultant sees only their own customers")
-            wanted = caller.user_id
+        wanted = reported_owner(caller, owner)
         now = clock()
         chosen = year or local_date(now).year
         found = sorted(
