@@ -9,6 +9,7 @@ everything that was typed and the Danish message beside the field the problem na
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -100,7 +101,9 @@ async def plan(request: Request) -> Response:
     return await _plan_page(request, caller, api, form.values, form.errors, None, 422)
 
 
-async def _plan_page(
+async def _new_activity_page(
+    template: str,
+    nav: str,
     request: Request,
     caller: Caller,
     api: Api,
@@ -109,20 +112,25 @@ async def _plan_page(
     general: str | None,
     status: int = 200,
 ) -> Response:
+    """The plan and register forms: the caller's customers to choose from."""
     # A fresh key for each drawing: a corrected form is another request, not a repeat.
     values = {**values, "idempotency_key": uuid.uuid4().hex}
     customers = await owned_customers(api, caller.user_id)
     return page(
         request,
-        "plan.html",
+        template,
         status,
         caller=caller,
-        nav="planlaeg",
+        nav=nav,
         values=values,
         errors=errors,
         general=general,
         customers=customers,
     )
+
+
+_plan_page = functools.partial(_new_activity_page, "plan.html", "planlaeg")
+_register_page = functools.partial(_new_activity_page, "register.html", "registrer")
 
 
 # --------------------------------------------------------------------------- one activity
@@ -434,31 +442,6 @@ async def register(request: Request) -> Response:
         following = await api.get("activity", f"/activities/{registered['next_activity_id']}")
     await seen(request, api, registered, following)
     return go(request, after(registered, "registreret"))
-
-
-async def _register_page(
-    request: Request,
-    caller: Caller,
-    api: Api,
-    values: dict[str, str],
-    errors: dict[str, str],
-    general: str | None,
-    status: int = 200,
-) -> Response:
-    # A fresh key for each drawing: a corrected form is another request, not a repeat.
-    values = {**values, "idempotency_key": uuid.uuid4().hex}
-    customers = await owned_customers(api, caller.user_id)
-    return page(
-        request,
-        "register.html",
-        status,
-        caller=caller,
-        nav="registrer",
-        values=values,
-        errors=errors,
-        general=general,
-        customers=customers,
-    )
 
 
 def _days(n: int) -> timedelta:
